@@ -1,0 +1,26 @@
+"""coffea-sizing: what every chunk of a coffea run really cost.
+
+Swap coffea's ``DaskExecutor`` for :class:`SizingDaskExecutor` and run with
+``savemetrics=True``; ``report["sizing"]`` then holds one record per chunk (bytes
+read, columns, pickled and compressed output size, the scheduler's
+``TaskState.nbytes``, peak memory and time) and :func:`chunk_table` turns it into a
+:class:`pandas.DataFrame`.
+"""
+
+from __future__ import annotations
+
+from ._version import __version__
+from .executor import SizingDaskExecutor, SizingWarning
+from .plugin import SizingSchedulerPlugin
+from .records import CHUNK_FIELDS, MERGE_FIELDS, chunk_table, merge_table
+
+__all__ = [
+    "CHUNK_FIELDS",
+    "MERGE_FIELDS",
+    "SizingDaskExecutor",
+    "SizingSchedulerPlugin",
+    "SizingWarning",
+    "__version__",
+    "chunk_table",
+    "merge_table",
+]
