@@ -1,0 +1,52 @@
+"""Task runner: ``nox`` runs lint, the tests on the newest coffea, the executor tests
+on the oldest supported coffea (2025.11.0), and the docs build."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.3.2"
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "tests", "tests_oldest_coffea"]
+
+ROOT = Path(__file__).parent
+TTBAR = "nanoAOD_2015_CMS_Open_Data_ttbar.root"
+OLDEST_COFFEA = "2025.11.0"
+
+
+def _offline_testdata(session: nox.Session) -> None:
+    """Put the shared ttbar file where scikit-hep-testdata looks for it offline."""
+    cache = Path("~/.local/skhepdata").expanduser()
+    shared = ROOT.parent / "shared" / "data" / TTBAR
+    if not (cache / TTBAR).exists() and shared.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shared, cache / TTBAR)
+        session.log(f"copied {shared} to {cache}")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format) and mypy."""
+    session.install("-e.", "ruff", "mypy", "pandas-stubs")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole suite on the newest coffea."""
+    _offline_testdata(session)
+    session.install("-e.[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def tests_oldest_coffea(session: nox.Session) -> None:
+    """The executor tests on the oldest supported coffea."""
+    _offline_testdata(session)
+    session.install("-e.[test]", f"coffea=={OLDEST_COFFEA}")
+    session.run("pytest", "-m", "executor", *session.posargs)

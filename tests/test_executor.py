@@ -1,0 +1,263 @@
+"""SizingDaskExecutor on real coffea, real ROOT files and a real LocalCluster."""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from typing import Any
+
+import pytest
+from coffea import processor
+from coffea.nanoevents import NanoAODSchema
+
+from coffea_sizing import (
+    CHUNK_FIELDS,
+    MERGE_FIELDS,
+    SizingDaskExecutor,
+    SizingWarning,
+    chunk_table,
+    merge_table,
+)
+from coffea_sizing.plugin import scheduler_state
+
+from conftest import JetProcessor
+
+pytestmark = pytest.mark.executor
+
+
+def run(
+    client: Any,
+    fileset: dict[str, list[str]],
+    *,
+    chunksize: int,
+    proc: processor.ProcessorABC | None = None,
+    executor_cls: type = SizingDaskExecutor,
+    savemetrics: bool = True,
+    **executor_options: Any,
+) -> Any:
+    executor_options.setdefault("status", False)
+    runner = processor.Runner(
+        executor=executor_cls(client=client, **executor_options),
+        savemetrics=savemetrics,
+        schema=NanoAODSchema,
+        chunksize=chunksize,
+    )
+    return runner(fileset, treename="Events", processor_instance=proc or JetProcessor())
+
+
+def expected_merges(n_chunks: int, treereduction: int) -> int:
+    total, n = 0, n_chunks
+    while n > 1:
+        n = math.ceil(n / treereduction)
+        total += n
+    return total
+
+
+def check_invariants(report: dict[str, Any], *, compressed: bool = True) -> None:
+    recs = report["sizing"]
+    assert len(recs) == report["chunks"]
+    assert sum(r["bytesread"] for r in recs) == report["bytesread"]
+    assert sum(r["entries"] for r in recs) == report["entries"]
+    assert len({r["key"] for r in recs}) == len(recs)
+    assert len({(r["filename"], r["entrystart"]) for r in recs}) == len(recs)
+    for r in recs:
+        assert set(CHUNK_FIELDS) <= set(r), set(CHUNK_FIELDS) - set(r)
+        assert r["task_nbytes"] is not None
+        assert r["task_nbytes"] >= 0
+        assert r["attempts"] == 1
+        assert r["entries"] == r["entrystop"] - r["entrystart"]
+        assert r["worker"].startswith("tcp://127.0.0.1:")
+        assert r["output_pickled_bytes"] > 0
+        assert r["walltime"] >= r["processtime"] > 0
+        assert r["cputime"] > 0
+        assert r["mem_peak_bytes"] > 0
+        assert r["mem_usage_bytes"] >= 0
+        assert r["mem_shared"] is False  # one thread per worker
+        assert r["compute_stop"] >= r["compute_start"]
+        assert r["sizing_overhead"] < r["walltime"]
+        assert {"Jet_pt", "nJet"} <= set(r["columns"])
+        if compressed:
+            # the scheduler's nbytes of a chunk task is the compressed payload
+            assert r["task_nbytes"] == r["output_compressed_bytes"] > 0
+        else:
+            assert r["output_compressed_bytes"] is None
+    for m in report["sizing_merges"]:
+        assert set(MERGE_FIELDS) <= set(m)
+        assert m["nbytes"] is not None
+        assert m["nbytes"] >= 0
+        assert m["inputs"] >= 1
+        assert m["attempts"] == 1
+
+
+def test_real_file_invariants(client: Any, ttbar_file: str) -> None:
+    out, report = run(client, {"ttbar": [ttbar_file]}, chunksize=20, treereduction=3)
+    assert report["chunks"] == 10
+    check_invariants(report)
+    assert len(report["sizing_merges"]) == expected_merges(10, 3)
+    # every chunk re-opens the file and reads the Events header: 527 + 336,097 B,
+    # and the ttbar file's baskets are all embedded in that header
+    assert {r["bytesread"] for r in report["sizing"]} == {336_624}
+    assert out["nevents"] == 200
+    df = chunk_table(report)
+    assert len(df) == 10
+    assert list(df.columns[: len(CHUNK_FIELDS)]) == list(CHUNK_FIELDS)
+    assert len(merge_table(report)) == len(report["sizing_merges"])
+
+
+def test_generated_file_invariants(client: Any, generated_file: str) -> None:
+    out, report = run(client, {"gen": [generated_file]}, chunksize=1_500)
+    assert report["chunks"] >= 10
+    check_invariants(report)
+    assert len(report["sizing_merges"]) == expected_merges(report["chunks"], 20)
+    assert out["nevents"] == 20_000
+    # real baskets: bytes beyond the header differ between chunks
+    assert len({r["bytesread"] for r in report["sizing"]}) > 1
+
+
+def test_output_identical_to_dask_executor(client: Any, generated_file: str) -> None:
+    fileset = {"gen": [generated_file]}
+    proc = JetProcessor(eta=True)
+    out_plain, report_plain = run(
+        client, fileset, chunksize=2_000, proc=proc, executor_cls=processor.DaskExecutor
+    )
+    out_sized, report_sized = run(client, fileset, chunksize=2_000, proc=proc)
+    assert out_sized.keys() == out_plain.keys()
+    for name, value in out_plain.items():
+        assert out_sized[name] == value, name
+    for name in ("bytesread", "entries", "chunks"):
+        assert report_sized[name] == report_plain[name]
+    assert sorted(report_sized["columns"]) == sorted(report_plain["columns"])
+
+
+def test_nothing_left_on_scheduler_and_runs_do_not_mix(
+    client: Any, ttbar_file: str
+) -> None:
+    fileset = {"ttbar": [ttbar_file]}
+    _, first = run(client, fileset, chunksize=50)
+    _, second = run(client, fileset, chunksize=100)
+    assert len(first["sizing"]) == 4
+    assert len(second["sizing"]) == 2
+    assert not {r["key"] for r in first["sizing"]} & {
+        r["key"] for r in second["sizing"]
+    }
+    state = scheduler_state(client)
+    assert state == {"registered": True, "runs": [], "topic_events": 0}
+
+
+def test_two_executors_on_one_client_concurrently(
+    client: Any, ttbar_file: str, generated_file: str
+) -> None:
+    results: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def go(name: str, fileset: dict[str, list[str]], chunksize: int) -> None:
+        try:
+            results[name] = run(client, fileset, chunksize=chunksize)
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [
+        threading.Thread(target=go, args=("a", {"ttbar": [ttbar_file]}, 25)),
+        threading.Thread(target=go, args=("b", {"gen": [generated_file]}, 2_000)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    (_, rep_a), (_, rep_b) = results["a"], results["b"]
+    check_invariants(rep_a)
+    check_invariants(rep_b)
+    assert {r["dataset"] for r in rep_a["sizing"]} == {"ttbar"}
+    assert {r["dataset"] for r in rep_b["sizing"]} == {"gen"}
+    assert len(rep_a["sizing"]) == 8
+    assert len(rep_b["sizing"]) == 10
+    assert scheduler_state(client)["runs"] == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"compression": None},
+        {"compression": 1, "treereduction": 2},
+        {"status": True},
+        {"retries": 0, "priority": 10},
+        {"worker_affinity": True},
+    ],
+    ids=["no-compression", "treereduction-2", "status", "retries-priority", "affinity"],
+)
+def test_dask_executor_options(
+    client: Any, generated_file: str, options: dict[str, Any]
+) -> None:
+    out, report = run(client, {"gen": [generated_file]}, chunksize=2_000, **options)
+    check_invariants(report, compressed=options.get("compression", 1) is not None)
+    assert out["nevents"] == 20_000
+    tree = options.get("treereduction", 20)
+    assert len(report["sizing_merges"]) == expected_merges(report["chunks"], tree)
+
+
+def test_savemetrics_false_warns_once_and_behaves(client: Any, ttbar_file: str) -> None:
+    with pytest.warns(SizingWarning, match="savemetrics=True") as caught:
+        out = run(client, {"ttbar": [ttbar_file]}, chunksize=50, savemetrics=False)
+    assert len([w for w in caught if issubclass(w.category, SizingWarning)]) == 1
+    assert out["nevents"] == 200
+
+
+def test_missing_file_names_it(client: Any, tmp_path: Any) -> None:
+    missing = str(tmp_path / "no_such_file.root")
+    with pytest.raises(Exception, match=r"no_such_file\.root"):
+        run(client, {"x": [missing]}, chunksize=100)
+    assert scheduler_state(client)["runs"] == []
+
+
+class Unpicklable(processor.ProcessorABC):
+    def process(self, events: Any) -> dict[str, Any]:
+        return {"n": len(events), "lock": threading.Lock()}
+
+    def postprocess(self, accumulator: Any) -> Any:
+        return accumulator
+
+
+@pytest.mark.parametrize("compression", [1, None])
+def test_unpicklable_output_names_the_chunk(
+    client: Any, ttbar_file: str, compression: int | None
+) -> None:
+    with pytest.raises(TypeError, match=r"entries 0-100.*cannot be pickled"):
+        run(
+            client,
+            {"ttbar": [ttbar_file]},
+            chunksize=100,
+            proc=Unpicklable(),
+            compression=compression,
+        )
+    assert scheduler_state(client)["runs"] == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"client": "tcp://127.0.0.1:8786"}, "client must be a distributed.Client"),
+        ({"treereduction": 1}, "treereduction must be an integer >= 2"),
+        ({"compression": "lz4"}, "compression must be None or an lz4 level"),
+        ({"retries": -1}, "retries must be an integer >= 0"),
+    ],
+)
+def test_bad_options(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SizingDaskExecutor(**options)
+
+
+def test_unknown_option_is_named() -> None:
+    with pytest.raises(TypeError, match="workers"):
+        SizingDaskExecutor(workers=4)  # type: ignore[call-arg]
+
+
+def test_runner_copy_keeps_every_field(client: Any) -> None:
+    ex = SizingDaskExecutor(client=client, collect_timeout=3.5, treereduction=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        copied = ex.copy(unit="chunk")
+    assert copied.collect_timeout == 3.5
+    assert copied.treereduction == 7
+    assert copied.client is client
