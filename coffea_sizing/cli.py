@@ -14,10 +14,12 @@ like argparse does for bad arguments, without a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["SUBCOMMANDS", "CLIError", "Subcommand", "build_parser", "main"]
 
@@ -170,6 +172,157 @@ def _run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------ cluster + files
+def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="ROOT files (default: the real ttbar test file and a generated file "
+        "with real baskets)",
+    )
+    parser.add_argument("--tree", default="Events", help="TTree name (default Events)")
+    parser.add_argument(
+        "--chunksize",
+        type=_positive_int,
+        default=None,
+        help="entries per chunk (default: 50 on the ttbar file, 10,000 otherwise)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=2,
+        help="workers of the LocalCluster started when --scheduler is not given",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="address of an existing Dask scheduler (tcp://host:port) to use "
+        "instead of starting a LocalCluster",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=20.0,
+        help="seconds to wait for the scheduler (default 20)",
+    )
+
+
+def _fileset(args: argparse.Namespace) -> dict[str, list[str]]:
+    import pathlib
+
+    from .datasets import default_fileset
+
+    if not args.files:
+        return default_fileset()
+    fileset: dict[str, list[str]] = {}
+    for name in args.files:
+        if "://" not in name and not pathlib.Path(name).is_file():
+            raise CLIError(f"no such file: {name}")
+        fileset.setdefault(pathlib.Path(name).stem, []).append(name)
+    return fileset
+
+
+@contextlib.contextmanager
+def _client(args: argparse.Namespace) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    if args.scheduler:
+        try:
+            client = Client(args.scheduler, timeout=args.timeout)
+        except (OSError, TimeoutError) as err:
+            raise CLIError(
+                f"cannot reach the Dask scheduler at {args.scheduler} within "
+                f"{args.timeout:g} s ({err})"
+            ) from err
+        with client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=1,
+            dashboard_address=":0",
+            host="127.0.0.1",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def _configure_chunks(parser: argparse.ArgumentParser) -> None:
+    _add_cluster_arguments(parser)
+    parser.add_argument(
+        "--branches",
+        type=_positive_int,
+        default=1,
+        help="how many branches the BranchSweepProcessor reads, 1 to 10 (default 1)",
+    )
+    parser.add_argument(
+        "--csv", metavar="PATH", default=None, help="write the full chunk table here"
+    )
+
+
+def _run_chunks(args: argparse.Namespace) -> int:
+    import pandas as pd
+    from coffea import processor
+
+    from .compare import BranchSweepProcessor, SweepSchema
+    from .executor import SizingDaskExecutor
+    from .records import chunk_table
+
+    try:
+        proc = BranchSweepProcessor(args.branches)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    fileset = _fileset(args)
+    tables = []
+    with _client(args) as client:
+        for dataset, files in fileset.items():
+            chunksize = args.chunksize or (50 if dataset == "ttbar" else 10_000)
+            runner = processor.Runner(
+                executor=SizingDaskExecutor(client=client),
+                savemetrics=True,
+                schema=SweepSchema,
+                chunksize=chunksize,
+            )
+            try:
+                _, report = runner(
+                    {dataset: files}, treename=args.tree, processor_instance=proc
+                )
+            except Exception as err:
+                raise CLIError(f"{dataset} ({', '.join(files)}): {err}") from err
+            table = chunk_table(report)
+            tables.append(table)
+            print(
+                f"{dataset}: {report['chunks']} chunks, {report['entries']:,} events, "
+                f"bytesread {report['bytesread']:,} B "
+                f"(sum of chunks {int(table['bytesread'].sum()):,} B)"
+            )
+    df = pd.concat(tables, ignore_index=True)
+    shown = pd.DataFrame(
+        {
+            "dataset": df["dataset"],
+            "file": df["filename"].map(lambda f: str(f).rsplit("/", 1)[-1][:28]),
+            "entries": df["entrystart"].astype(str) + "-" + df["entrystop"].astype(str),
+            "bytesread": df["bytesread"],
+            "columns": df["columns"].map(len),
+            "pickled": df["output_pickled_bytes"],
+            "compressed": df["output_compressed_bytes"],
+            "task_nbytes": df["task_nbytes"],
+            "mem_peak_MB": (df["mem_peak_bytes"] / 1e6).round(1),
+            "wall_s": df["walltime"].round(3),
+        }
+    )
+    with pd.option_context("display.width", 200, "display.max_rows", 200):
+        print(shown.to_string(index=False))
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
+    return 0
+
+
 # ------------------------------------------------------------ registration
 
 #: All subcommands, in the order shown by ``--help``.
@@ -184,6 +337,17 @@ SUBCOMMANDS: list[Subcommand] = [
         ),
         configure=_configure_generate,
         run=_run_generate,
+    ),
+    Subcommand(
+        name="chunks",
+        help="run a processor with SizingDaskExecutor and print the per-chunk table",
+        description=(
+            "Run the BranchSweepProcessor (reading --branches branches) over FILES "
+            "(default: the real ttbar test file and a generated file with real "
+            "baskets) with SizingDaskExecutor, and print one row per chunk."
+        ),
+        configure=_configure_chunks,
+        run=_run_chunks,
     ),
 ]
 

@@ -45,7 +45,13 @@ from .plugin import (
     ensure_plugin,
     merge_key,
 )
-from .probe import ChunkProbe, current_task_key, current_worker_address, pickled_size
+from .probe import (
+    ChunkContext,
+    ChunkProbe,
+    current_task_key,
+    current_worker_address,
+    pickled_size,
+)
 from .records import REPORT_KEY, REPORT_MERGES_KEY
 
 if TYPE_CHECKING:
@@ -142,7 +148,7 @@ class _SizingTask:
 
     def __call__(self, item: Any) -> Any:
         workitem = item[0] if isinstance(item, tuple) else item
-        with ChunkProbe() as probe:
+        with ChunkProbe() as probe, ChunkContext() as context:
             out = self.function(item)
         t0 = time.perf_counter()
         record = _base_record(workitem)
@@ -155,6 +161,8 @@ class _SizingTask:
             mem_usage_bytes=probe.mem_usage_bytes,
             mem_shared=probe.mem_shared,
         )
+        # fields measured inside process() by @track_sizes (decorator.py)
+        record.update(context.fields)
         if out is None:  # skipbadfiles swallowed an error for this chunk
             record["skipped"] = True
             _send(record, t0)

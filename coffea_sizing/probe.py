@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "ChunkContext",
     "ChunkProbe",
+    "active_chunk",
     "current_task_key",
     "current_worker_address",
     "pickled_size",
@@ -177,27 +179,39 @@ def _reset_peak() -> bool:
     return True
 
 
-class _Concurrency:
-    """How many probes run in this process, and whether any two overlapped."""
+class _Registry:
+    """The probes running in this process.
+
+    Resetting the kernel's peak is process-wide, so before any probe resets it the
+    peak reached so far is handed to every probe still running (nested probes, as
+    the executor's around the decorator's, and concurrent chunks in other threads);
+    each one's own peak is the larger of that carry and the peak at its end.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.active = 0
-        self.epoch = 0  # bumps whenever a probe starts
+        self.active: list[ChunkProbe] = []
 
-    def enter(self) -> tuple[int, int]:
+    def enter(self, probe: ChunkProbe) -> bool:
+        me = threading.get_ident()
         with self.lock:
-            self.active += 1
-            self.epoch += 1
-            return self.active, self.epoch
+            if self.active:
+                hwm = _status_kib(b"VmHWM:")
+                for other in self.active:
+                    if hwm is not None:
+                        other._carry = max(other._carry, hwm * 1024)
+                    if other._thread != me:  # another chunk runs concurrently
+                        other.mem_shared = probe.mem_shared = True
+            reset = _reset_peak()
+            self.active.append(probe)
+        return reset
 
-    def leave(self) -> tuple[int, int]:
+    def leave(self, probe: ChunkProbe) -> None:
         with self.lock:
-            self.active -= 1
-            return self.active, self.epoch
+            self.active = [p for p in self.active if p is not probe]
 
 
-_CONCURRENCY = _Concurrency()
+_REGISTRY = _Registry()
 
 
 @dataclass
@@ -238,13 +252,13 @@ class ChunkProbe:
     _c0: float = field(default=0.0, repr=False)
     _rss0: int | None = field(default=None, repr=False)
     _reset: bool = field(default=False, repr=False)
-    _epoch: int = field(default=0, repr=False)
+    _carry: int = field(default=0, repr=False)
+    _thread: int = field(default=0, repr=False)
 
     def __enter__(self) -> ChunkProbe:  # noqa: PYI034
-        active, self._epoch = _CONCURRENCY.enter()
-        self.mem_shared = active > 1
+        self._thread = threading.get_ident()
         self._rss0 = _rss_bytes()
-        self._reset = _reset_peak()
+        self._reset = _REGISTRY.enter(self)
         self._c0 = time.thread_time()
         self._t0 = time.perf_counter()
         return self
@@ -254,13 +268,55 @@ class ChunkProbe:
         self.cputime = time.thread_time() - self._c0
         rss1 = _rss_bytes()
         hwm = _status_kib(b"VmHWM:") if self._reset else None
-        active, epoch = _CONCURRENCY.leave()
-        if active > 0 or epoch != self._epoch:
-            self.mem_shared = True
-        candidates = [v for v in (self._rss0, rss1) if v is not None]
+        _REGISTRY.leave(self)
+        candidates = [v for v in (self._rss0, rss1, self._carry or None) if v]
         if hwm is not None:
             candidates.append(hwm * 1024)
         if candidates:
             self.mem_peak_bytes = max(candidates)
             if self._rss0 is not None:
                 self.mem_usage_bytes = max(0, self.mem_peak_bytes - self._rss0)
+
+
+# ------------------------------------------------------------- chunk context
+_LOCAL = threading.local()
+
+
+class ChunkContext:
+    """A slot for fields measured inside ``process()`` while an executor task runs.
+
+    :class:`~coffea_sizing.SizingDaskExecutor`'s chunk task opens a context around
+    coffea's work function; code running in the same thread (the
+    :func:`~coffea_sizing.track_sizes` decorator) finds it with :func:`active_chunk`
+    and adds its fields there instead of to the processor's output. The task then
+    merges them into the chunk's record. Outside such a task there is no context.
+
+    Examples
+    --------
+    >>> from coffea_sizing.probe import ChunkContext, active_chunk
+    >>> active_chunk() is None
+    True
+    >>> with ChunkContext() as ctx:
+    ...     active_chunk().fields["bytesread_open"] = 527
+    >>> ctx.fields
+    {'bytesread_open': 527}
+    >>> active_chunk() is None
+    True
+    """
+
+    def __init__(self) -> None:
+        self.fields: dict[str, Any] = {}
+        self._previous: ChunkContext | None = None
+
+    def __enter__(self) -> ChunkContext:  # noqa: PYI034
+        self._previous = getattr(_LOCAL, "chunk", None)
+        _LOCAL.chunk = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _LOCAL.chunk = self._previous
+
+
+def active_chunk() -> ChunkContext | None:
+    """The :class:`ChunkContext` of the task running in this thread, if any."""
+    return getattr(_LOCAL, "chunk", None)
