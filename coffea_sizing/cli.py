@@ -323,6 +323,96 @@ def _run_chunks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count_list(text: str) -> list[int]:
+    try:
+        counts = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        counts = []
+    if not counts or any(not 1 <= c <= 10 for c in counts):
+        msg = f"expected comma-separated branch counts from 1 to 10, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    if len(set(counts)) != len(counts):
+        msg = f"branch counts repeat: {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return counts
+
+
+def _configure_sweep(parser: argparse.ArgumentParser) -> None:
+    _add_cluster_arguments(parser)
+    parser.add_argument(
+        "--branches",
+        type=_count_list,
+        default=[1, 2, 3, 5, 10],
+        metavar="N,N,...",
+        help="branch counts to run (default 1,2,3,5,10)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default="sizing-report",
+        help="directory for the CSV files, the figure and report.html "
+        "(default ./sizing-report)",
+    )
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .compare import branch_sweep
+
+    fileset = _fileset(args)
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    chunksize: Any = args.chunksize or {"ttbar": 50, "*": 10_000}
+    with _client(args) as client:
+        try:
+            result = branch_sweep(
+                fileset,
+                args.branches,
+                chunksize=chunksize,
+                client=client,
+                treename=args.tree,
+                progress=progress,
+            )
+        except (OSError, KeyError, ValueError) as err:
+            text = err.args[0] if isinstance(err, KeyError) and err.args else err
+            raise CLIError(str(text)) from err
+    summary = result.summary
+    shown = summary[
+        [
+            "dataset",
+            "branches",
+            "chunks",
+            "events",
+            "bytesread_per_chunk",
+            "open_share",
+            "amplification",
+            "task_nbytes_mean",
+            "output_pickled_mean",
+            "events_per_s",
+        ]
+    ].copy()
+    shown["open_share"] = (shown["open_share"] * 100).round(1).astype(str) + "%"
+    with pd.option_context(
+        "display.width",
+        200,
+        "display.max_columns",
+        20,
+        "display.float_format",
+        "{:,.1f}".format,
+    ):
+        print(shown.to_string(index=False))
+    print()
+    print(result.findings)
+    paths = result.save(args.out)
+    print()
+    for name, path in paths.items():
+        print(f"wrote {name}: {path}")
+    return 0
+
+
 # ------------------------------------------------------------ registration
 
 #: All subcommands, in the order shown by ``--help``.
@@ -348,6 +438,19 @@ SUBCOMMANDS: list[Subcommand] = [
         ),
         configure=_configure_chunks,
         run=_run_chunks,
+    ),
+    Subcommand(
+        name="sweep",
+        help="the branch sweep: how bytesread, task nbytes and output scale "
+        "with the branches read",
+        description=(
+            "Run the BranchSweepProcessor at each branch count over FILES (default: "
+            "the real ttbar test file and a generated file with real baskets) with "
+            "SizingDaskExecutor; print the summary and the findings and write CSV "
+            "files, a figure and a self-contained HTML report to --out."
+        ),
+        configure=_configure_sweep,
+        run=_run_sweep,
     ),
 ]
 
