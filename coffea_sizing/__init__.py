@@ -10,6 +10,7 @@ read, columns, pickled and compressed output size, the scheduler's
 from __future__ import annotations
 
 from ._version import __version__
+from .decorator import split_records, track_sizes
 from .executor import SizingDaskExecutor, SizingWarning
 from .plugin import SizingSchedulerPlugin
 from .records import CHUNK_FIELDS, MERGE_FIELDS, chunk_table, merge_table
@@ -23,4 +24,6 @@ __all__ = [
     "__version__",
     "chunk_table",
     "merge_table",
+    "split_records",
+    "track_sizes",
 ]

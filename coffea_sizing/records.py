@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHUNK_FIELDS",
     "MERGE_FIELDS",
+    "OUTPUT_KEY",
     "REPORT_KEY",
     "REPORT_MERGES_KEY",
     "chunk_table",
@@ -30,6 +31,9 @@ __all__ = [
 REPORT_KEY = "sizing"
 #: Key of the per-reduction-task records in a ``Runner`` report.
 REPORT_MERGES_KEY = "sizing_merges"
+#: Reserved key of the per-chunk records that ``@track_sizes`` puts in a processor's
+#: (mapping) output under executors other than ``SizingDaskExecutor``.
+OUTPUT_KEY = "@coffea_sizing"
 
 #: The fields of a chunk record, in table order. The names are a contract.
 CHUNK_FIELDS: tuple[str, ...] = (
@@ -82,19 +86,36 @@ _ANY_FIELDS = frozenset(CHUNK_FIELDS) | frozenset(MERGE_FIELDS)
 
 
 def _records_from(obj: Any, key: str) -> list[Mapping[str, Any]]:
-    """Find the list of records in a report, a list of records or a DataFrame."""
+    """Find the list of records in a report, a list of records or a DataFrame.
+
+    Chunk records (``key == REPORT_KEY``) are also found in a processor's output
+    under :data:`OUTPUT_KEY`, and in a ``Runner``'s ``(output, report)`` pair.
+    """
     if obj is None:
         return []
+    chunks = key == REPORT_KEY
+    if (
+        isinstance(obj, tuple)
+        and len(obj) == 2
+        and all(isinstance(part, Mapping) for part in obj)
+        and (key in obj[1] or (chunks and OUTPUT_KEY in obj[0]))
+    ):
+        output, report = obj  # what Runner(..., savemetrics=True) returns
+        return _records_from(report if key in report else output, key)
     if isinstance(obj, Mapping):
         if key in obj:
             found = obj[key]
+            return [] if found is None else list(found)
+        if chunks and OUTPUT_KEY in obj:
+            found = obj[OUTPUT_KEY]
             return [] if found is None else list(found)
         if _ANY_FIELDS.intersection(obj):
             return [obj]  # a single record
         raise KeyError(
             f"no {key!r} records in this mapping (keys: {sorted(map(str, obj))[:12]}). "
             "Pass the report of a Runner with savemetrics=True and "
-            "executor=SizingDaskExecutor(...), or a list of records."
+            "executor=SizingDaskExecutor(...), the output of a processor decorated "
+            "with @track_sizes, or a list of records."
         )
     if isinstance(obj, str | bytes):
         raise TypeError(
@@ -137,10 +158,13 @@ def chunk_table(report: Any) -> pd.DataFrame:
 
     Parameters
     ----------
-    report : mapping, list of mappings, or None
+    report : mapping, tuple, list of mappings, or None
         The report returned by ``Runner`` (``savemetrics=True``) with a
-        :class:`~coffea_sizing.SizingDaskExecutor`, or its ``report["sizing"]`` list,
-        or any list of chunk records.
+        :class:`~coffea_sizing.SizingDaskExecutor`, or its ``report["sizing"]`` list;
+        the output of a processor decorated with :func:`~coffea_sizing.track_sizes`
+        run by any other executor (its records under the ``"@coffea_sizing"`` key);
+        the ``(output, report)`` pair (the report's records first); or any list of
+        chunk records.
 
     Returns
     -------
@@ -151,8 +175,8 @@ def chunk_table(report: Any) -> pd.DataFrame:
     Raises
     ------
     KeyError
-        When a mapping holds no ``"sizing"`` records (e.g. ``savemetrics=False`` or a
-        plain ``DaskExecutor``).
+        When a mapping holds no ``"sizing"`` (or ``"@coffea_sizing"``) records (e.g.
+        ``savemetrics=False`` or a plain ``DaskExecutor`` and no ``@track_sizes``).
 
     Examples
     --------
@@ -163,6 +187,9 @@ def chunk_table(report: Any) -> pd.DataFrame:
     1234
     >>> list(df.columns[:3])
     ['dataset', 'filename', 'treename']
+    >>> output = {"nevents": 10, "@coffea_sizing": [{"entrystart": 0, "bytesread": 527}]}
+    >>> int(chunk_table(output).loc[0, "bytesread"])
+    527
     """
     return _table(_records_from(report, REPORT_KEY), CHUNK_FIELDS)
 

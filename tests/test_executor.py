@@ -223,7 +223,9 @@ class Unpicklable(processor.ProcessorABC):
 def test_unpicklable_output_names_the_chunk(
     client: Any, ttbar_file: str, compression: int | None
 ) -> None:
-    with pytest.raises(TypeError, match=r"entries \d+-\d+, dataset 'ttbar'\).*cannot be pickled"):
+    with pytest.raises(
+        TypeError, match=r"entries \d+-\d+, dataset 'ttbar'\).*cannot be pickled"
+    ):
         run(
             client,
             {"ttbar": [ttbar_file]},
