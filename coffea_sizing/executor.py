@@ -468,6 +468,10 @@ class SizingDaskExecutor(DaskExecutor):
                 break
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
+        for rec in got["chunks"]:  # msgpack hands lists back as tuples
+            for name, value in rec.items():
+                if isinstance(value, tuple):
+                    rec[name] = list(value)
         if got["missing"]:
             warnings.warn(
                 f"{len(got['missing'])} of {len(keys)} chunk records did not reach the "
