@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +38,11 @@ __all__ = [
 
 
 class SweepSchema(NanoAODSchema):
-    """``NanoAODSchema`` without the warning for each missing cross-reference.
+    """``NanoAODSchema`` without the warnings the CMS test file raises on every chunk.
 
-    The CMS test file (and files resampled from it) lack some cross-referenced
-    collections; the stock schema warns about each on every chunk. Sizes are not
-    affected.
+    The test file (and files resampled from it) lack some cross-referenced
+    collections and carry ``Photon_mass``/``Photon_charge``, which the stock schema
+    replaces; it warns about each on every chunk. Sizes are not affected.
 
     Examples
     --------
@@ -51,6 +52,16 @@ class SweepSchema(NanoAODSchema):
     """
 
     warn_missing_crossrefs = False
+
+    def _build_collections(self, field_names: Any, input_contents: Any) -> Any:
+        # The test file also carries Photon_mass/Photon_charge, which the schema
+        # replaces with zeros and warns about on every chunk; the sweep reads
+        # neither.
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", "Branch Photon_.* already exists", RuntimeWarning
+            )
+            return super()._build_collections(field_names, input_contents)
 
 
 #: (collection, field, selection) read in this order; selections: jets pt > 30 GeV,
@@ -91,10 +102,10 @@ class BranchSweepProcessor(processor.ProcessorABC):
     Examples
     --------
     >>> from coffea.nanoevents import NanoEventsFactory, NanoAODSchema
-    >>> from coffea_sizing.compare import BranchSweepProcessor
+    >>> from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
     >>> from coffea_sizing.datasets import ttbar_path
     >>> events = NanoEventsFactory.from_root({ttbar_path(): "Events"},
-    ...     schemaclass=NanoAODSchema, mode="eager").events()
+    ...     schemaclass=SweepSchema, mode="eager").events()
     >>> proc = BranchSweepProcessor(2)
     >>> out = proc.postprocess(proc.process(events))
     >>> sorted(out["means"])

@@ -263,26 +263,24 @@ class SizingDaskExecutor(DaskExecutor):
     Examples
     --------
     >>> from coffea import processor
-    >>> from coffea.nanoevents import NanoAODSchema
     >>> from distributed import Client, LocalCluster
     >>> from coffea_sizing import SizingDaskExecutor, chunk_table
+    >>> from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
     >>> from coffea_sizing.datasets import ttbar_path
-    >>> class JetCount(processor.ProcessorABC):
-    ...     def process(self, events):
-    ...         return {"jets": int(ak.sum(ak.num(events.Jet.pt)))}
-    ...     def postprocess(self, accumulator):
-    ...         return accumulator
-    >>> import awkward as ak
     >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
     ...     with Client(cluster) as client:
     ...         runner = processor.Runner(
     ...             executor=SizingDaskExecutor(client=client, status=False),
-    ...             savemetrics=True, schema=NanoAODSchema, chunksize=100)
+    ...             savemetrics=True, schema=SweepSchema, chunksize=100)
     ...         out, report = runner({"ttbar": [ttbar_path()]}, treename="Events",
-    ...                              processor_instance=JetCount())
+    ...                              processor_instance=BranchSweepProcessor(1))
     >>> df = chunk_table(report)
     >>> len(df) == report["chunks"] == 2
     True
+    >>> df[["entrystart", "entrystop", "bytesread", "columns"]]
+       entrystart  entrystop  bytesread             columns
+    0           0        100     336624  [Jet_pt, nJet]
+    1         100        200     336624  [Jet_pt, nJet]
     >>> int(df["bytesread"].sum()) == report["bytesread"]
     True
     """

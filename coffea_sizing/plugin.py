@@ -327,9 +327,9 @@ def begin_run(client: Client) -> str:
     ...     with Client(cluster) as client:
     ...         ensure_plugin(client)
     ...         run_id = begin_run(client)
-    ...         end_run(client, run_id)
-    ...         len(run_id)
-    12
+    ...         still_open = end_run(client, run_id)
+    >>> len(run_id), still_open
+    (12, 0)
     """
     run_id = uuid.uuid4().hex[:12]
     client.run_on_scheduler(_sched_begin, run_id=run_id)

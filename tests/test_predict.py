@@ -4,7 +4,6 @@ that chunk edges cut baskets) and on the real ttbar file."""
 
 from __future__ import annotations
 
-import doctest
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -505,9 +504,3 @@ def test_errors(tmp_path: Path, files: dict[int, str]) -> None:
         predict_bytesread(path, "Events", ["Jet_pt"], pd.DataFrame({"entrystart": [0]}))
     with pytest.raises(ValueError, match="chunksize must be at least 1"):
         coffea_chunks(path, "Events", 0)
-
-
-def test_docstring_examples(ttbar_file: str) -> None:
-    result = doctest.testmod(predict_module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 10
-    assert result.failed == 0
