@@ -11,9 +11,15 @@ from __future__ import annotations
 
 from ._version import __version__
 from .decorator import split_records, track_sizes
-from .executor import SizingDaskExecutor, SizingWarning
+from .executor import SizingDaskExecutor
 from .plugin import SizingSchedulerPlugin
-from .records import CHUNK_FIELDS, MERGE_FIELDS, chunk_table, merge_table
+from .records import (
+    CHUNK_FIELDS,
+    MERGE_FIELDS,
+    SizingWarning,
+    chunk_table,
+    merge_table,
+)
 
 __all__ = [
     "CHUNK_FIELDS",

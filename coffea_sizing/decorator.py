@@ -132,9 +132,8 @@ from typing import Any, TypeVar, overload
 import awkward as ak
 import numpy as np
 
-from .executor import SizingWarning
 from .probe import ChunkProbe, active_chunk, pickled_size
-from .records import OUTPUT_KEY
+from .records import OUTPUT_KEY, SizingWarning
 
 __all__ = ["OUTPUT_KEY", "TRACKED_FIELDS", "split_records", "track_sizes"]
 

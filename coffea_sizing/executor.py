@@ -52,7 +52,7 @@ from .probe import (
     current_worker_address,
     pickled_size,
 )
-from .records import REPORT_KEY, REPORT_MERGES_KEY
+from .records import REPORT_KEY, REPORT_MERGES_KEY, SizingWarning
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -60,10 +60,6 @@ if TYPE_CHECKING:
 __all__ = ["SizingDaskExecutor", "SizingWarning", "describe_chunk"]
 
 logger = logging.getLogger(__name__)
-
-
-class SizingWarning(UserWarning):
-    """Sizes could not be recorded (the run itself is not affected)."""
 
 
 def describe_chunk(item: Any) -> str:

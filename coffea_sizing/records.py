@@ -23,9 +23,15 @@ __all__ = [
     "OUTPUT_KEY",
     "REPORT_KEY",
     "REPORT_MERGES_KEY",
+    "SizingWarning",
     "chunk_table",
     "merge_table",
 ]
+
+
+class SizingWarning(UserWarning):
+    """Sizes could not be recorded (the run itself is not affected)."""
+
 
 #: Key of the per-chunk records in a ``Runner`` report (``savemetrics=True``).
 REPORT_KEY = "sizing"
