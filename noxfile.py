@@ -9,7 +9,7 @@ from pathlib import Path
 import nox
 
 nox.needs_version = ">=2024.3.2"
-nox.options.default_venv_backend = "venv"
+nox.options.default_venv_backend = "uv|venv"  # uv when installed (fast), else venv
 nox.options.sessions = ["lint", "tests", "tests_oldest_coffea"]
 
 ROOT = Path(__file__).parent
