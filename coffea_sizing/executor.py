@@ -52,7 +52,7 @@ from .probe import (
     current_worker_address,
     pickled_size,
 )
-from .records import REPORT_KEY, REPORT_MERGES_KEY, SizingWarning
+from .records import REPORT_KEY, REPORT_MERGES_KEY, REPORT_RUN_KEY, SizingWarning
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -454,6 +454,7 @@ class SizingDaskExecutor(DaskExecutor):
         return [futures[i] for i in range(len(task_items))]
 
     def _attach(self, client: Client, run_id: str, keys: list[str], out: Any) -> None:
+        t0 = time.perf_counter()
         deadline = time.monotonic() + self.collect_timeout
         pause = 0.02
         while True:
@@ -477,6 +478,13 @@ class SizingDaskExecutor(DaskExecutor):
         if isinstance(out, dict) and isinstance(out.get("metrics"), dict):
             out["metrics"][REPORT_KEY] = got["chunks"]
             out["metrics"][REPORT_MERGES_KEY] = got["merges"]
+            out["metrics"][REPORT_RUN_KEY] = {
+                "run_id": run_id,
+                "chunks": len(got["chunks"]),
+                "merges": len(got["merges"]),
+                "missing": len(got["missing"]),
+                "collect_seconds": time.perf_counter() - t0,
+            }
         else:
             warnings.warn(
                 "the output has no metrics dictionary to hold the chunk records "

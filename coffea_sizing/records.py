@@ -23,6 +23,7 @@ __all__ = [
     "OUTPUT_KEY",
     "REPORT_KEY",
     "REPORT_MERGES_KEY",
+    "REPORT_RUN_KEY",
     "SizingWarning",
     "chunk_table",
     "merge_table",
@@ -37,6 +38,9 @@ class SizingWarning(UserWarning):
 REPORT_KEY = "sizing"
 #: Key of the per-reduction-task records in a ``Runner`` report.
 REPORT_MERGES_KEY = "sizing_merges"
+#: Key of the run's own bookkeeping in a ``Runner`` report: run id, record counts,
+#: records that never arrived, seconds spent fetching them after the last task.
+REPORT_RUN_KEY = "sizing_run"
 #: Reserved key of the per-chunk records that ``@track_sizes`` puts in a processor's
 #: (mapping) output under executors other than ``SizingDaskExecutor``.
 OUTPUT_KEY = "@coffea_sizing"

@@ -56,6 +56,11 @@ def expected_merges(n_chunks: int, treereduction: int) -> int:
 
 def check_invariants(report: dict[str, Any], *, compressed: bool = True) -> None:
     recs = report["sizing"]
+    run_info = report["sizing_run"]
+    assert run_info["chunks"] == len(recs)
+    assert run_info["merges"] == len(report["sizing_merges"])
+    assert run_info["missing"] == 0
+    assert 0 < run_info["collect_seconds"] < 30
     assert len(recs) == report["chunks"]
     assert sum(r["bytesread"] for r in recs) == report["bytesread"]
     assert sum(r["entries"] for r in recs) == report["entries"]
