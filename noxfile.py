@@ -10,7 +10,7 @@ import nox
 
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "uv|venv"  # uv when installed (fast), else venv
-nox.options.sessions = ["lint", "tests", "tests_oldest_coffea"]
+nox.options.sessions = ["lint", "tests", "tests_oldest_coffea", "docs"]
 
 ROOT = Path(__file__).parent
 TTBAR = "nanoAOD_2015_CMS_Open_Data_ttbar.root"
@@ -49,4 +49,28 @@ def tests_oldest_coffea(session: nox.Session) -> None:
     """The executor tests on the oldest supported coffea."""
     _offline_testdata(session)
     session.install("-e.[test]", f"coffea=={OLDEST_COFFEA}")
-    session.run("pytest", "-m", "executor", *session.posargs)
+    # the slow multi-process tests run once, in ``tests``
+    session.run("pytest", "-m", "executor and not slow", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation, with every example and executed page run during the build.
+
+    Warnings are errors and every reference must resolve; offline, the intersphinx
+    inventories that cannot be had are skipped (see docs/conf.py). The site is in
+    docs/_build/html.
+    """
+    _offline_testdata(session)
+    session.install("-e.[docs]")
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-n",
+        "-b",
+        "html",
+        "docs",
+        "docs/_build/html",
+        *session.posargs,
+    )

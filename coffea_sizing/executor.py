@@ -4,7 +4,7 @@ The executor submits the same work as :class:`coffea.processor.DaskExecutor` (ea
 chunk's task returns the same lz4-compressed ``{"out", "metrics", "processed"}``
 payload, reduced by the same tree of ``_reduce`` tasks), with three differences:
 
-* each chunk task is wrapped by :class:`_SizingTask`, which measures the chunk in
+* each chunk task is wrapped by ``_SizingTask``, which measures the chunk in
   the worker (:class:`~coffea_sizing.probe.ChunkProbe`), counts the pickled size of
   the processor's output, compresses the payload itself (so the compressed size is
   known without compressing twice) and sends a chunk record to the scheduler;

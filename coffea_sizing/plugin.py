@@ -49,8 +49,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Topic of the Dask events that carry chunk records from workers to the scheduler.
 TOPIC = "coffea-sizing"
+#: Key prefix of chunk tasks: ``coffea-sizing-chunk-<run id>-<index>``.
 CHUNK_PREFIX = "coffea-sizing-chunk"
+#: Key prefix of reduction tasks: ``coffea-sizing-merge-<run id>-<level>-<index>``.
 MERGE_PREFIX = "coffea-sizing-merge"
 
 
@@ -117,7 +120,7 @@ class _Run:
 
 
 class SizingSchedulerPlugin(SchedulerPlugin):
-    """Collects per-task sizes on the scheduler for :class:`SizingDaskExecutor` runs.
+    """Collects per-task sizes on the scheduler for :class:`~coffea_sizing.SizingDaskExecutor` runs.
 
     Registered once per scheduler by :func:`ensure_plugin` (``idempotent``), shared
     by every run and every client; each run's state lives from :func:`begin_run` to
@@ -187,9 +190,11 @@ class SizingSchedulerPlugin(SchedulerPlugin):
 
     # ------------------------------------------------------------ runs
     def begin(self, run_id: str) -> None:
+        """Open the state of run ``run_id`` (called through :func:`begin_run`)."""
         self.runs[run_id] = _Run(run_id)
 
     def add_merges(self, run_id: str, merge_inputs: dict[str, int]) -> None:
+        """Record how many inputs each reduction task of ``run_id`` has."""
         run = self.runs.get(run_id)
         if run is not None:
             run.merge_inputs.update(merge_inputs)
@@ -241,6 +246,7 @@ class SizingSchedulerPlugin(SchedulerPlugin):
         return {"chunks": chunks, "merges": merges, "missing": missing}
 
     def end(self, run_id: str) -> None:
+        """Drop run ``run_id``; with no run left, drop the topic's event log too."""
         self.runs.pop(run_id, None)
         if self.runs or self.scheduler is None:
             return
