@@ -361,8 +361,6 @@ class SizingDaskExecutor(DaskExecutor):
         function: Callable[..., Any],
         accumulator: Any,
     ) -> Any:
-        from distributed.scheduler import KilledWorker
-
         task = _SizingTask(function, self.compression)
         reducer = _reduce(self.compression)
         task_items: list[Any] = items
@@ -375,7 +373,8 @@ class SizingDaskExecutor(DaskExecutor):
 
         keys = [chunk_key(run_id, i) for i in range(len(items))]
         key_to_item: dict[str, Any] = dict(zip(keys, items, strict=True))
-        work = self._submit_chunks(client, task, task_items, keys)
+        work = chunk_futures = self._submit_chunks(client, task, task_items, keys)
+        merge_futures: list[Future] = []
 
         merge_inputs: dict[str, int] = {}
         level = 0
@@ -394,10 +393,26 @@ class SizingDaskExecutor(DaskExecutor):
                 priority=self.priority,
                 retries=self.retries,
             )
+            merge_futures.extend(work)
             key_to_item.update(dict.fromkeys(mkeys, "(output reducer)"))
         if merge_inputs:
             add_merges(client, run_id, merge_inputs)
         final = work[0]
+        try:
+            result = self._wait(final, key_to_item)
+        except BaseException:
+            # stop the rest of a failed run: queued chunks would compute for nothing
+            client.cancel(list(chunk_futures) + merge_futures)
+            raise
+        out = accumulate(
+            [result if self.compression is None else _decompress(result)], accumulator
+        )
+        self._attach(client, run_id, keys, out)
+        return out, 0
+
+    def _wait(self, final: Future, key_to_item: dict[str, Any]) -> Any:
+        from distributed.scheduler import KilledWorker
+
         try:
             if self.status:
                 try:
@@ -412,11 +427,7 @@ class SizingDaskExecutor(DaskExecutor):
                 f"Work item {describe_chunk(baditem)} caused a KilledWorker exception "
                 "(likely a segfault or out-of-memory issue)"
             ) from ex
-        out = accumulate(
-            [result if self.compression is None else _decompress(result)], accumulator
-        )
-        self._attach(client, run_id, keys, out)
-        return out, 0
+        return result
 
     def _submit_chunks(
         self, client: Client, task: _SizingTask, task_items: list[Any], keys: list[str]

@@ -14,8 +14,9 @@ process.
 Runs are kept apart by their keys: an executor asks for a run id, names its chunk
 tasks ``coffea-sizing-chunk-<run id>-<index>`` and its reductions
 ``coffea-sizing-merge-<run id>-<level>-<index>``, and the plugin files each event
-under the run its key names. :func:`end_run` drops a run's state and the topic's
-event log, so nothing is left on the scheduler afterwards.
+under the run its key names. The broker's own log of the topic is dropped as soon as
+an event is filed, and :func:`end_run` drops the run's state, so nothing is left on
+the scheduler afterwards, not even from a chunk that finishes after its run failed.
 
 Everything stored and returned is a plain record (see :mod:`coffea_sizing.records`).
 """
@@ -187,6 +188,20 @@ class SizingSchedulerPlugin(SchedulerPlugin):
         run = self.runs.get(parsed[1])
         if run is not None and isinstance(key, str):
             run.worker_records[key] = msg
+        # The broker also logs every event; ours are filed above (or belong to a run
+        # already ended, e.g. a chunk still running when its run failed): drop it.
+        self._forget_topic()
+
+    def _forget_topic(self) -> None:
+        broker = getattr(self.scheduler, "_broker", None)
+        topics = getattr(broker, "_topics", None)
+        if not isinstance(topics, dict) or TOPIC not in topics:
+            return
+        topic = topics[TOPIC]
+        if getattr(topic, "subscribers", None):
+            topic.truncate()  # someone subscribed to our topic: keep the topic
+        else:
+            topics.pop(TOPIC, None)
 
     # ------------------------------------------------------------ runs
     def begin(self, run_id: str) -> None:
@@ -248,14 +263,7 @@ class SizingSchedulerPlugin(SchedulerPlugin):
     def end(self, run_id: str) -> None:
         """Drop run ``run_id``; with no run left, drop the topic's event log too."""
         self.runs.pop(run_id, None)
-        if self.runs or self.scheduler is None:
-            return
-        # The broker keeps a copy of every event in a bounded log per topic; ours
-        # are already filed above, so drop the log when no run needs it.
-        broker = getattr(self.scheduler, "_broker", None)
-        topics = getattr(broker, "_topics", None)
-        if isinstance(topics, dict):
-            topics.pop(TOPIC, None)
+        self._forget_topic()
 
 
 # ------------------------------------------------------------------ client side

@@ -103,6 +103,11 @@ def _records_from(obj: Any, key: str) -> list[Mapping[str, Any]]:
     """
     if obj is None:
         return []
+    if hasattr(obj, "to_dict") and hasattr(obj, "columns"):  # a table already
+        return [
+            {name: _cell(value) for name, value in row.items()}
+            for row in obj.to_dict("records")
+        ]
     chunks = key == REPORT_KEY
     if (
         isinstance(obj, tuple)

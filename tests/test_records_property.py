@@ -1,0 +1,187 @@
+"""Property tests: ``chunk_table``/``merge_table`` on any list of records.
+
+Records are what crosses the wire (plain ints, floats, ``None``, text, lists of
+text); the tables must keep every record, every field and every value, with the
+contract fields first and in order, for whatever subset of fields a record has.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
+
+from coffea_sizing import CHUNK_FIELDS, MERGE_FIELDS, chunk_table, merge_table
+from coffea_sizing.records import OUTPUT_KEY, REPORT_KEY, REPORT_MERGES_KEY
+
+# No .hypothesis directory in the repository (or in CI): no example database, and
+# hypothesis' own caches (constants, unicode tables) go to the temp directory.
+set_hypothesis_home_dir(str(Path(tempfile.gettempdir()) / "coffea-sizing-hypothesis"))
+settings.register_profile(
+    "coffea-sizing",
+    max_examples=100,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+PROFILE = settings.get_profile("coffea-sizing")
+
+KNOWN = frozenset(CHUNK_FIELDS) | frozenset(MERGE_FIELDS)
+RESERVED = KNOWN | {REPORT_KEY, REPORT_MERGES_KEY, OUTPUT_KEY}
+
+# Integers stay within float64's exact range: pandas turns an integer column with
+# a missing value into float64 (a chunk's bytesread next to a skipped chunk's None).
+ints = st.integers(min_value=-(2**53), max_value=2**53)
+texts = st.text(max_size=12)  # any unicode, incl. surrogate-free astral planes
+file_names = st.builds(
+    lambda stem, ext: f"/data/{stem}.{ext}",
+    st.text(min_size=1, max_size=10),
+    st.sampled_from(["root", "ROOT", "röot", "根"]),
+)
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    ints,
+    st.floats(allow_nan=True, allow_infinity=True),
+    texts,
+    file_names,
+    st.lists(texts, max_size=4),
+)
+extra_names = texts.filter(lambda name: name not in RESERVED)
+
+
+def records_of(fields: tuple[str, ...]) -> st.SearchStrategy[list[dict[str, Any]]]:
+    record = st.dictionaries(
+        st.one_of(st.sampled_from(fields), extra_names), values, max_size=8
+    )
+    return st.lists(record, max_size=8)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _same(cell: Any, value: Any) -> bool:
+    if isinstance(value, list):
+        return list(cell) == value
+    if _missing(value):
+        # NaN and None both come out missing (None in object columns, NaN in
+        # float columns), never as a number or text
+        return _missing(cell)
+    if isinstance(value, bool):
+        return bool(cell) is value and not isinstance(cell, str)
+    if isinstance(cell, str) != isinstance(value, str):
+        return False
+    return bool(cell == value)
+
+
+def _check_table(
+    df: pd.DataFrame, records: list[dict[str, Any]], fields: tuple[str, ...]
+) -> None:
+    assert len(df) == len(records)
+    assert list(df.columns[: len(fields)]) == list(fields)
+    extra: list[str] = []
+    for rec in records:
+        extra.extend(k for k in rec if k not in fields and k not in extra)
+    assert list(df.columns[len(fields) :]) == extra
+    for i, rec in enumerate(records):
+        row = df.iloc[i]
+        for name in df.columns:
+            if name in rec:
+                assert _same(row[name], rec[name]), (name, row[name], rec[name])
+            else:
+                assert _missing(row[name]), (name, row[name])
+
+
+@settings(PROFILE)
+@given(records_of(CHUNK_FIELDS))
+def test_chunk_table_keeps_every_record_field_and_value(
+    records: list[dict[str, Any]],
+) -> None:
+    _check_table(chunk_table(records), records, CHUNK_FIELDS)
+    # the same records inside a Runner report, and in an (output, report) pair
+    report = {"chunks": len(records), REPORT_KEY: records}
+    _check_table(chunk_table(report), records, CHUNK_FIELDS)
+    _check_table(chunk_table(({"nevents": 1}, report)), records, CHUNK_FIELDS)
+    # and in a @track_sizes output
+    _check_table(chunk_table({OUTPUT_KEY: records}), records, CHUNK_FIELDS)
+
+
+@settings(PROFILE)
+@given(records_of(MERGE_FIELDS))
+def test_merge_table_keeps_every_record_field_and_value(
+    records: list[dict[str, Any]],
+) -> None:
+    _check_table(merge_table(records), records, MERGE_FIELDS)
+    _check_table(merge_table({REPORT_MERGES_KEY: records}), records, MERGE_FIELDS)
+
+
+@pytest.mark.parametrize(
+    "report",
+    [None, [], (), {REPORT_KEY: None}, {REPORT_KEY: []}, {"chunks": 0, REPORT_KEY: []}],
+    ids=["none", "list", "tuple", "sizing-none", "sizing-empty", "report-empty"],
+)
+def test_empty_reports_give_empty_tables_with_the_contract_columns(
+    report: Any,
+) -> None:
+    df = chunk_table(report)
+    assert len(df) == 0
+    assert list(df.columns) == list(CHUNK_FIELDS)
+    merges = report if not isinstance(report, Mapping) else {REPORT_MERGES_KEY: None}
+    mdf = merge_table(merges)
+    assert len(mdf) == 0
+    assert list(mdf.columns) == list(MERGE_FIELDS)
+
+
+@settings(PROFILE)
+@given(st.dictionaries(extra_names, values, min_size=0, max_size=6))
+def test_mapping_without_records_raises_a_helpful_key_error(
+    mapping: dict[str, Any],
+) -> None:
+    with pytest.raises(KeyError) as info:
+        chunk_table(mapping)
+    message = info.value.args[0]
+    assert message.startswith("no 'sizing' records in this mapping")
+    assert "savemetrics=True" in message
+    assert "SizingDaskExecutor" in message
+    with pytest.raises(KeyError) as info:
+        merge_table(mapping)
+    assert info.value.args[0].startswith("no 'sizing_merges' records")
+
+
+@settings(PROFILE)
+@given(
+    records_of(CHUNK_FIELDS),
+    st.one_of(ints, texts, st.none(), st.lists(texts, max_size=2), st.floats()),
+    st.data(),
+)
+def test_non_mapping_items_raise_type_error_naming_the_item(
+    records: list[dict[str, Any]], bad: Any, data: st.DataObject
+) -> None:
+    at = data.draw(st.integers(min_value=0, max_value=len(records)))
+    items: list[Any] = [*records[:at], bad, *records[at:]]
+    with pytest.raises(TypeError, match=rf"record {at} is a {type(bad).__name__}"):
+        chunk_table(items)
+    with pytest.raises(TypeError, match="expected a mapping"):
+        merge_table(items)
+
+
+@pytest.mark.parametrize("bad", ["report.json", b"bytes", 42, 4.2, object()])
+def test_scalars_and_strings_raise_type_error(bad: Any) -> None:
+    with pytest.raises(TypeError, match="expected a report or a list of records"):
+        chunk_table(bad)
+
+
+def test_a_table_can_be_turned_into_a_table_again() -> None:
+    records = [{"filename": "/data/ü.root", "entrystart": 0, "bytesread": 10}]
+    df = chunk_table(records)
+    again = chunk_table(df)
+    assert again.equals(df)
