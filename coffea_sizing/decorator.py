@@ -133,7 +133,7 @@ import awkward as ak
 import numpy as np
 
 from .probe import ChunkProbe, active_chunk, pickled_size
-from .records import OUTPUT_KEY, SizingWarning
+from .records import OUTPUT_KEY, SizingWarning, plain_value
 
 __all__ = ["OUTPUT_KEY", "TRACKED_FIELDS", "split_records", "track_sizes"]
 
@@ -296,7 +296,7 @@ class _Chunk:
         except AttributeError:
             meta = None
         meta = meta if isinstance(meta, Mapping) else {}
-        record = {name: _plain(meta.get(name)) for name in _IDENTITY}
+        record = {name: plain_value(meta.get(name)) for name in _IDENTITY}
         try:
             record["entries"] = len(self.events)
         except TypeError:
@@ -329,15 +329,6 @@ class _Chunk:
             "process_mem_usage_bytes": probe.mem_usage_bytes,
             "process_mem_shared": probe.mem_shared,
         }
-
-
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return str(value)
 
 
 # --------------------------------------------------------------- measuring

@@ -52,7 +52,13 @@ from .probe import (
     current_worker_address,
     pickled_size,
 )
-from .records import REPORT_KEY, REPORT_MERGES_KEY, REPORT_RUN_KEY, SizingWarning
+from .records import (
+    REPORT_KEY,
+    REPORT_MERGES_KEY,
+    REPORT_RUN_KEY,
+    SizingWarning,
+    plain_value,
+)
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -196,11 +202,11 @@ class _SizingTask:
 
 def _base_record(workitem: Any) -> dict[str, Any]:
     return {
-        "dataset": _plain(getattr(workitem, "dataset", None)),
-        "filename": _plain(getattr(workitem, "filename", None)),
-        "treename": _plain(getattr(workitem, "treename", None)),
-        "entrystart": _plain(getattr(workitem, "entrystart", None)),
-        "entrystop": _plain(getattr(workitem, "entrystop", None)),
+        "dataset": plain_value(getattr(workitem, "dataset", None)),
+        "filename": plain_value(getattr(workitem, "filename", None)),
+        "treename": plain_value(getattr(workitem, "treename", None)),
+        "entrystart": plain_value(getattr(workitem, "entrystart", None)),
+        "entrystop": plain_value(getattr(workitem, "entrystop", None)),
         "entries": None,
         "skipped": False,
         "bytesread": None,
@@ -209,15 +215,6 @@ def _base_record(workitem: Any) -> dict[str, Any]:
         "output_pickled_bytes": None,
         "output_compressed_bytes": None,
     }
-
-
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return str(value)
 
 
 def _send(record: dict[str, Any], t0: float) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "SizingWarning",
     "chunk_table",
     "merge_table",
+    "plain_value",
 ]
 
 
@@ -160,6 +161,26 @@ def _table(records: list[Mapping[str, Any]], fields: tuple[str, ...]) -> pd.Data
     columns = list(fields) + extra
     rows = [[_cell(rec.get(name)) for name in columns] for rec in records]
     return pd.DataFrame(rows, columns=columns)
+
+
+def plain_value(value: Any) -> Any:
+    """``value`` as a plain record value: None, bool, int, float or str.
+
+    numpy integers become ``int``; anything else that is not plain becomes ``str``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from coffea_sizing.records import plain_value
+    >>> plain_value(np.int64(7)), plain_value(b"x"), plain_value(None)
+    (7, "b'x'", None)
+    """
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def _cell(value: Any) -> Any:

@@ -18,6 +18,7 @@ from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 from coffea.processor.executor import WorkItem
 
 import coffea_sizing.predict as predict_module
+from coffea_sizing.compare import SWEEP_BRANCHES
 from coffea_sizing.datasets import UnknownBranchError, make_nanoaod
 from coffea_sizing.predict import (
     Amplification,
@@ -34,18 +35,7 @@ BASKET_SIZES = (1_000, 3_000)
 CHUNK_SIZES = (1_000, 2_500, 7_000)
 
 #: Fields read, in order; the first 1, 2, 3, 5 and 10 are the nested branch sets.
-FIELDS: tuple[tuple[str, str], ...] = (
-    ("Jet", "pt"),
-    ("Jet", "eta"),
-    ("Jet", "phi"),
-    ("Jet", "mass"),
-    ("Electron", "pt"),
-    ("Electron", "eta"),
-    ("Muon", "pt"),
-    ("Muon", "eta"),
-    ("MET", "pt"),
-    ("MET", "phi"),
-)
+FIELDS: tuple[tuple[str, str], ...] = SWEEP_BRANCHES
 STEPS = (1, 2, 3, 5, 10)
 
 #: NanoAODSchema on the real ttbar file: "Branch Photon_mass already exists but its
