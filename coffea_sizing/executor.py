@@ -370,8 +370,9 @@ class SizingDaskExecutor(DaskExecutor):
 
         keys = [chunk_key(run_id, i) for i in range(len(items))]
         key_to_item: dict[str, Any] = dict(zip(keys, items, strict=True))
-        work = chunk_futures = self._submit_chunks(client, task, task_items, keys)
-        merge_futures: list[Future] = []
+        # Hold only the newest level of futures, as DaskExecutor does: a chunk's
+        # output is released from its worker once its reduction has taken it.
+        work = self._submit_chunks(client, task, task_items, keys)
 
         merge_inputs: dict[str, int] = {}
         level = 0
@@ -390,7 +391,6 @@ class SizingDaskExecutor(DaskExecutor):
                 priority=self.priority,
                 retries=self.retries,
             )
-            merge_futures.extend(work)
             key_to_item.update(dict.fromkeys(mkeys, "(output reducer)"))
         if merge_inputs:
             add_merges(client, run_id, merge_inputs)
@@ -398,8 +398,10 @@ class SizingDaskExecutor(DaskExecutor):
         try:
             result = self._wait(final, key_to_item)
         except BaseException:
-            # stop the rest of a failed run: queued chunks would compute for nothing
-            client.cancel(list(chunk_futures) + merge_futures)
+            # Stop the rest of a failed run: without the final reduction nothing
+            # wants the queued chunks, which would otherwise go on computing while
+            # the user's traceback holds these futures.
+            client.cancel(work)
             raise
         out = accumulate(
             [result if self.compression is None else _decompress(result)], accumulator
