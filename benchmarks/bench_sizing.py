@@ -3,7 +3,7 @@
 
 Usage::
 
-    python benchmarks/bench_sizing.py            # the issue's sizes (about 10 minutes)
+    python benchmarks/bench_sizing.py            # the issue's sizes (3-6 minutes)
     python benchmarks/bench_sizing.py --quick    # smoke run, well under a minute
     python benchmarks/bench_sizing.py --out results.json --repeats 9
 
@@ -245,13 +245,16 @@ def run_once(
     proc = make_processor(decorated)
     calls: list[dict[str, Any]] = []
     gc.collect()
+    cpu0 = sum(client.run(process_cpu).values()) + time.process_time()
     with spy_collect(calls):
         t0 = time.perf_counter()
         _, report = runner(fileset, treename="Events", processor_instance=proc)
         wall = time.perf_counter() - t0
+    cpu = sum(client.run(process_cpu).values()) + time.process_time() - cpu0
     return {
         "variant": label,
         "wall": wall,
+        "cpu": cpu,
         "collect_calls": calls,
         "returned_at": time.time(),
         "entries": int(report["entries"]),
@@ -259,6 +262,11 @@ def run_once(
         "chunks": int(report["chunks"]),
         "report": report,
     }
+
+
+def process_cpu() -> float:
+    """CPU seconds (user + system, all threads) of this process, on a worker."""
+    return time.process_time()
 
 
 @contextlib.contextmanager
@@ -324,6 +332,19 @@ def bootstrap_median_interval(
         statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples)
     )
     return [medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]]
+
+
+def _ratio_summary(ratios: dict[str, list[float]]) -> dict[str, Any]:
+    return {
+        k: {
+            "min": min(v),
+            "median": statistics.median(v),
+            "max": max(v),
+            "median_95_interval": bootstrap_median_interval(v),
+            "all": v,
+        }
+        for k, v in ratios.items()
+    }
 
 
 def _records(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -488,11 +509,19 @@ def bench_overhead(client: Any, cfg: Config) -> dict[str, Any]:
         print(f"   repeat {r + 1}/{cfg.repeats} ({''.join(order)}): " + ", ".join(line))
 
     walls = {lab: [x["wall"] for x in runs if x["variant"] == lab] for lab in labels}
-    paired = {(x["repeat"], x["variant"]): x["wall"] for x in runs}
-    ratios = {
-        f"{lab}/A": [paired[r, lab] / paired[r, "A"] for r in range(cfg.repeats)]
-        for lab in labels[1:]
-    }
+    cpus = {lab: [x["cpu"] for x in runs if x["variant"] == lab] for lab in labels}
+    paired = {(x["repeat"], x["variant"]): x for x in runs}
+
+    def paired_ratios(what: str) -> dict[str, list[float]]:
+        return {
+            f"{lab}/A": [
+                paired[r, lab][what] / paired[r, "A"][what] for r in range(cfg.repeats)
+            ]
+            for lab in labels[1:]
+        }
+
+    ratios = paired_ratios("wall")
+    cpu_ratios = paired_ratios("cpu")
 
     # ---- the instrumentation's own time per chunk, timed inside the task
     client.run(uninstall_probe_timer)
@@ -515,6 +544,7 @@ def bench_overhead(client: Any, cfg: Config) -> dict[str, Any]:
             "chunks": len(recs),
             "chunk_walltime_median": chunk_wall,
             "processtime_median": _median(rec["processtime"] for rec in recs),
+            "chunk_cputime_median": _median(rec["cputime"] for rec in recs),
             "sizing_overhead_median": measuring,
             "sizing_overhead_max": max(rec["sizing_overhead"] for rec in recs),
             "probe_enter_exit": probe_s,
@@ -577,16 +607,12 @@ def bench_overhead(client: Any, cfg: Config) -> dict[str, Any]:
             lab: {"median": _median(v), "minmax": _minmax(v), "all": v}
             for lab, v in walls.items()
         },
-        "ratios": {
-            k: {
-                "min": min(v),
-                "median": statistics.median(v),
-                "max": max(v),
-                "median_95_interval": bootstrap_median_interval(v),
-                "all": v,
-            }
-            for k, v in ratios.items()
+        "cpu": {
+            lab: {"median": _median(v), "minmax": _minmax(v), "all": v}
+            for lab, v in cpus.items()
         },
+        "ratios": _ratio_summary(ratios),
+        "cpu_ratios": _ratio_summary(cpu_ratios),
         "runs": [
             {
                 k: v
@@ -636,6 +662,9 @@ def plugin_footprint(dask_scheduler: Any, drop_cache: bool = False) -> dict[str,
     interns, ``None``, ``True``, small integers) are counted once. The topic's
     event log in the scheduler's broker holds the same record objects as the
     plugin: only its own tuples and timestamps are counted.
+
+    Also counts the tasks whose results the workers hold (``memory`` state) and
+    their ``nbytes``: results kept until a run ends weigh on the workers.
     """
     from coffea_sizing.plugin import TOPIC, SizingSchedulerPlugin
 
@@ -684,6 +713,7 @@ def plugin_footprint(dask_scheduler: Any, drop_cache: bool = False) -> dict[str,
         if events
         else 0
     )
+    held = [ts for ts in dask_scheduler.tasks.values() if ts.state == "memory"]
     return {
         "time": time.time(),
         "runs": len(runs),
@@ -691,6 +721,8 @@ def plugin_footprint(dask_scheduler: Any, drop_cache: bool = False) -> dict[str,
         "plugin_bytes": total,
         "topic_events": len(events),
         "topic_log_bytes": log_bytes,
+        "tasks_in_memory": len(held),
+        "task_memory_bytes": sum(ts.get_nbytes() for ts in held),
         "poll_seconds": time.perf_counter() - t0,
     }
 
@@ -774,7 +806,8 @@ def bench_scale(client: Any, cfg: Config) -> dict[str, Any]:
     rows = []
     for n in cfg.scale_chunks:
         chunksize = max(1, round(cfg.scale_events / n))
-        plain = run_once(client, "A", fileset, chunksize, make, BaseSchema)
+        with FootprintPoller(client, cfg.poll_interval) as plain_poller:
+            plain = run_once(client, "A", fileset, chunksize, make, BaseSchema)
         at_end: list[dict[str, Any]] = []
         with (
             FootprintPoller(client, cfg.poll_interval) as poller,
@@ -797,7 +830,8 @@ def bench_scale(client: Any, cfg: Config) -> dict[str, Any]:
         peak = at_end[-1] if at_end and "plugin_bytes" in at_end[-1] else None
         peak_bytes = max(
             [s["plugin_bytes"] for s in during]
-            + ([peak["plugin_bytes"]] if peak else [])
+            + ([peak["plugin_bytes"]] if peak else []),
+            default=0,
         )
         row = {
             "chunks": chunks,
@@ -825,7 +859,25 @@ def bench_scale(client: Any, cfg: Config) -> dict[str, Any]:
                 {k: s[k] for k in ("time", "records", "plugin_bytes", "topic_events")}
                 for s in during
             ],
-            "poll_errors": poller.errors,
+            "poll_errors": poller.errors + plain_poller.errors,
+            "tasks_in_memory_peak": {
+                "A": max(
+                    (x["tasks_in_memory"] for x in plain_poller.samples), default=0
+                ),
+                "C": max(
+                    [x["tasks_in_memory"] for x in poller.samples]
+                    + ([peak["tasks_in_memory"]] if peak else [])
+                ),
+            },
+            "task_memory_bytes_peak": {
+                "A": max(
+                    (x["task_memory_bytes"] for x in plain_poller.samples), default=0
+                ),
+                "C": max(
+                    [x["task_memory_bytes"] for x in poller.samples]
+                    + ([peak["task_memory_bytes"]] if peak else [])
+                ),
+            },
             "after": after,
             "state_after": state,
         }
@@ -907,7 +959,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                 TARGETS["instrumentation_share"],
                 "share",
             )
-    if rows:
+    if scale and rows:
         last = rows[-1]
         add(
             f"report assembly for {last['chunks']:,} chunks (collect + chunk_table)",
@@ -986,28 +1038,28 @@ def format_report(results: dict[str, Any]) -> str:
             f"{len(over['ratios']['B/A']['all'])} rotated A/B/C rounds after a warm-up"
         )
         w(
-            f"   {'variant':<40}{'median wall':>12}{'min-max':>16}"
-            f"{'ratio to A: min':>17}{'median':>8}{'max':>8}"
+            f"   {'variant':<40}{'wall: median':>13}{'min-max':>14}"
+            f"{'CPU: median':>14}{'min-max':>14}"
         )
         for lab, name, _ in VARIANTS:
-            wall = over["wall"][lab]
-            lo, hi = wall["minmax"]
-            ratio = over["ratios"].get(f"{lab}/A")
-            rtxt = (
-                f"{ratio['min']:>17.3f}{ratio['median']:>8.3f}{ratio['max']:>8.3f}"
-                if ratio
-                else ""
-            )
+            wall, cpu = over["wall"][lab], over["cpu"][lab]
             w(
-                f"   {lab} {name:<38}{wall['median']:>10.2f} s{lo:>8.2f}-{hi:<6.2f} s"
-                + rtxt
+                f"   {lab} {name:<38}{wall['median']:>11.2f} s"
+                f"{wall['minmax'][0]:>8.2f}-{wall['minmax'][1]:<5.2f}"
+                f"{cpu['median']:>12.2f} s{cpu['minmax'][0]:>8.2f}-{cpu['minmax'][1]:<5.2f}"
             )
-        inst = over["instrumentation"]
-        ci = {k: v["median_95_interval"] for k, v in over["ratios"].items()}
         w(
-            "   95 % bootstrap interval of the median ratio: "
-            + ", ".join(f"{k} {lo:.3f}-{hi:.3f}" for k, (lo, hi) in ci.items())
+            f"   {'paired ratio to A (CPU: workers + client/scheduler process)':<60}"
+            f"{'min':>7}{'median':>8}{'max':>8}   95 % interval of the median"
         )
+        for kind, key in (("wall", "ratios"), ("CPU", "cpu_ratios")):
+            for pair, r in over[key].items():
+                lo, hi = r["median_95_interval"]
+                w(
+                    f"   {kind + ' ' + pair:<60}{r['min']:>7.3f}{r['median']:>8.3f}"
+                    f"{r['max']:>8.3f}   {lo:.3f}-{hi:.3f}"
+                )
+        inst = over["instrumentation"]
         w(
             "   the wall ratio the in-task time predicts (per-worker chunks x total "
             f"below + {inst['B']['round_trips_per_run'] * 1e3:.1f} ms of round trips "
@@ -1020,8 +1072,9 @@ def format_report(results: dict[str, Any]) -> str:
         w(
             "   Instrumentation per chunk, timed inside the task          B             C"
         )
-        rows = [
+        rows: list[tuple[str, str, Callable[[Any], str]]] = [
             ("chunk walltime (record 'walltime')", "chunk_walltime_median", _ms),
+            ("chunk CPU of the task thread ('cputime')", "chunk_cputime_median", _ms),
             ("executor measuring ('sizing_overhead')", "sizing_overhead_median", _ms),
             ("executor's probe enter/exit (outside it)", "probe_enter_exit", _ms),
             ("decorator (processtime - process_walltime)", "decorator_median", _ms),
@@ -1047,12 +1100,13 @@ def format_report(results: dict[str, Any]) -> str:
         w(
             f"2. Scale of the report: {scale['events']:,}-event file, small chunks, "
             "variant C; assembly = collect_seconds + chunk_table(); calls = "
-            "collect_run calls (more than 1: records were missing at first)"
+            "collect_run calls (more than 1: records were missing at first); held = "
+            "peak number of task results held in worker memory"
         )
         w(
             f"   {'chunks':>7}{'wall A':>9}{'wall C':>9}{'collect':>10}{'table':>9}"
             f"{'calls':>6}{'assembly':>10}{'per chunk':>11}{'msgpack':>10}{'json':>8}"
-            f"{'plugin peak':>13}{'per chunk':>11}{'after':>8}"
+            f"{'plugin peak':>13}{'per chunk':>11}{'after':>8}{'held A':>8}{'held C':>8}"
         )
         for row in scale["rows"]:
             rs = row["record_sizes"]
@@ -1065,6 +1119,8 @@ def format_report(results: dict[str, Any]) -> str:
                 f"{row['plugin_peak_bytes'] / 1e6:>10.2f} MB"
                 f"{row['per_chunk']['plugin_bytes']:>9.0f} B"
                 f"{'clean' if row['state_after']['clean'] else 'LEFT':>8}"
+                f"{row['tasks_in_memory_peak']['A']:>8,}"
+                f"{row['tasks_in_memory_peak']['C']:>8,}"
             )
         if scale["growth"]:
             w(
