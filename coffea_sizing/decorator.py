@@ -130,29 +130,20 @@ from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, TypeVar, overload
 
 import awkward as ak
-import numpy as np
 
-from .probe import ChunkProbe, active_chunk, pickled_size
-from .records import OUTPUT_KEY, SizingWarning, plain_value
+from .probe import ChunkProbe, active_chunk, basket_bytes, pickled_size
+from .records import (
+    IDENTITY_FIELDS,
+    OUTPUT_KEY,
+    TRACKED_FIELDS,
+    SizingWarning,
+    plain_value,
+)
 
 __all__ = ["OUTPUT_KEY", "TRACKED_FIELDS", "split_records", "track_sizes"]
 
-#: The fields ``@track_sizes`` adds to a chunk record, in table order.
-TRACKED_FIELDS: tuple[str, ...] = (
-    "bytesread_open",
-    "bytesread_payload",
-    "columns_read",
-    "column_bytes",
-    "process_walltime",
-    "process_cputime",
-    "process_mem_peak_bytes",
-    "process_mem_usage_bytes",
-    "process_mem_shared",
-    "process_output_pickled_bytes",
-)
-
 #: The chunk identity copied into records that travel in the output.
-_IDENTITY = ("dataset", "filename", "treename", "entrystart", "entrystop")
+_IDENTITY = IDENTITY_FIELDS
 
 #: Attribute marking a function already wrapped by ``track_sizes``.
 _MARK = "__coffea_sizing_tracked__"
@@ -222,23 +213,16 @@ def _basket_bytes(
     tree = _tree_of(factory)
     if tree is None:
         return None
-    from .predict import _basket_ranges, _branch_layout
-
     preloaded = getattr(getattr(factory, "_mapping", None), "preloaded_arrays", None)
-    starts = np.asarray([start], dtype=np.int64)
-    stops = np.asarray([stop], dtype=np.int64)
     result: dict[str, int | None] = {}
     for name in branches:
         if preloaded and name in preloaded:
             result[name] = 0  # read when the events were built: in bytesread_open
             continue
         try:
-            layout = _branch_layout(tree[name])
+            result[name] = basket_bytes(tree[name], start, stop)
         except Exception:  # noqa: BLE001 - not a TBranch (RNTuple field, odd name)
             result[name] = None
-            continue
-        lo, hi = _basket_ranges(layout, starts, stops)
-        result[name] = int(layout.cum_bytes[hi[0]] - layout.cum_bytes[lo[0]])
     return result
 
 

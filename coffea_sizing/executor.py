@@ -53,11 +53,16 @@ from .probe import (
     pickled_size,
 )
 from .records import (
+    CHUNK_FIELDS,
+    IDENTITY_FIELDS,
     REPORT_KEY,
     REPORT_MERGES_KEY,
     REPORT_RUN_KEY,
     SizingWarning,
+    WireFormatError,
+    pack_record,
     plain_value,
+    unpack_record,
 )
 
 if TYPE_CHECKING:
@@ -150,15 +155,17 @@ class _SizingTask:
 
     def __call__(self, item: Any) -> Any:
         workitem = item[0] if isinstance(item, tuple) else item
+        t_enter = time.perf_counter()
         with ChunkProbe() as probe, ChunkContext() as context:
             out = self.function(item)
         t0 = time.perf_counter()
-        record = _base_record(workitem)
+        # the probe's own enter and exit: the time around the block minus inside it
+        probe_cost = max(0.0, (t0 - t_enter) - probe.walltime)
+        record = _base_record()
         record.update(
-            key=current_task_key(),
-            worker=current_worker_address(),
             walltime=probe.walltime,
             cputime=probe.cputime,
+            worker=current_worker_address(),
             mem_peak_bytes=probe.mem_peak_bytes,
             mem_usage_bytes=probe.mem_usage_bytes,
             mem_shared=probe.mem_shared,
@@ -167,7 +174,7 @@ class _SizingTask:
         record.update(context.fields)
         if out is None:  # skipbadfiles swallowed an error for this chunk
             record["skipped"] = True
-            _send(record, t0)
+            _send(record, t0 - probe_cost, workitem)
             return None
         metrics = out.get("metrics") if isinstance(out, dict) else None
         if isinstance(metrics, dict):
@@ -184,7 +191,7 @@ class _SizingTask:
                 f"{err}. Dask cannot ship it to the client; return only picklable "
                 "accumulators (dicts, hist.Hist, numbers, awkward arrays)."
             ) from err
-        overhead = time.perf_counter() - t0
+        measuring = time.perf_counter() - t0 + probe_cost
         if self.compression is not None:
             try:
                 payload = _compress(out, self.compression)
@@ -196,17 +203,13 @@ class _SizingTask:
             record["output_compressed_bytes"] = len(payload)
         else:
             payload = out
-        _send(record, time.perf_counter() - overhead)
+        _send(record, time.perf_counter() - measuring, workitem)
         return payload
 
 
-def _base_record(workitem: Any) -> dict[str, Any]:
+def _base_record() -> dict[str, Any]:
+    """The worker's part of a chunk record (the client adds identity and key)."""
     return {
-        "dataset": plain_value(getattr(workitem, "dataset", None)),
-        "filename": plain_value(getattr(workitem, "filename", None)),
-        "treename": plain_value(getattr(workitem, "treename", None)),
-        "entrystart": plain_value(getattr(workitem, "entrystart", None)),
-        "entrystop": plain_value(getattr(workitem, "entrystop", None)),
         "entries": None,
         "skipped": False,
         "bytesread": None,
@@ -217,15 +220,60 @@ def _base_record(workitem: Any) -> dict[str, Any]:
     }
 
 
-def _send(record: dict[str, Any], t0: float) -> None:
-    record["sizing_overhead"] = time.perf_counter() - t0
+def _chunk_identity(workitem: Any) -> dict[str, Any]:
+    return {
+        name: plain_value(getattr(workitem, name, None)) for name in IDENTITY_FIELDS
+    }
+
+
+def _assemble(
+    joined: dict[str, Any], item: Any, unreadable: list[str]
+) -> dict[str, Any]:
+    """One chunk's full record: identity (from the work item), the worker's
+    record (unpacked) and what the scheduler saw, in :data:`CHUNK_FIELDS` order."""
+    workitem = item[0] if isinstance(item, tuple) else item
+    record: dict[str, Any] = dict.fromkeys(CHUNK_FIELDS)
+    record.update(_chunk_identity(workitem))
+    record["key"] = joined.get("key")
+    packed = joined.get("record")
+    if packed is not None:
+        try:
+            record.update(unpack_record(packed))
+        except WireFormatError as err:
+            unreadable.append(f"chunk {describe_chunk(workitem)}: {err}")
+    for name in ("task_nbytes", "compute_start", "compute_stop", "attempts"):
+        record[name] = joined.get(name)
+    if joined.get("worker") is not None:
+        record["worker"] = joined["worker"]
+    return record
+
+
+def _send(record: dict[str, Any], t0: float, workitem: Any) -> None:
+    """Pack the record and log it to the scheduler (outside a worker: nothing).
+
+    ``t0`` is when the measuring started, moved later by the time spent
+    compressing (not measuring: ``DaskExecutor`` compresses too). The record's
+    ``sizing_overhead`` therefore covers the probe, building the record and
+    counting the pickled output; packing the record (a few tens of microseconds,
+    timed by the benchmarks) and ``log_event`` (a message put on a queue) come
+    after the clock stops.
+    """
     try:
         from distributed import get_worker
 
         worker = get_worker()
     except (ImportError, ValueError):
         return
-    worker.log_event(TOPIC, record)
+    key = current_task_key()
+    record["sizing_overhead"] = time.perf_counter() - t0
+    try:
+        packed = pack_record(record)
+    except TypeError as err:
+        raise TypeError(
+            f"coffea-sizing could not pack the record of chunk "
+            f"{describe_chunk(workitem)}: {err}"
+        ) from err
+    worker.log_event(TOPIC, {"key": key, "record": packed})
 
 
 @dataclass
@@ -406,7 +454,7 @@ class SizingDaskExecutor(DaskExecutor):
         out = accumulate(
             [result if self.compression is None else _decompress(result)], accumulator
         )
-        self._attach(client, run_id, keys, out)
+        self._attach(client, run_id, keys, items, out)
         return out, 0
 
     def _wait(self, final: Future, key_to_item: dict[str, Any]) -> Any:
@@ -463,7 +511,14 @@ class SizingDaskExecutor(DaskExecutor):
             futures.update(zip(idx, submitted, strict=True))
         return [futures[i] for i in range(len(task_items))]
 
-    def _attach(self, client: Client, run_id: str, keys: list[str], out: Any) -> None:
+    def _attach(
+        self,
+        client: Client,
+        run_id: str,
+        keys: list[str],
+        items: list[Any],
+        out: Any,
+    ) -> None:
         t0 = time.perf_counter()
         deadline = time.monotonic() + self.collect_timeout
         pause = 0.02
@@ -473,18 +528,28 @@ class SizingDaskExecutor(DaskExecutor):
                 break
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
-        for rec in got["chunks"]:  # msgpack hands lists back as tuples
-            for name, value in rec.items():
-                if isinstance(value, tuple):
-                    rec[name] = list(value)
+        chunks: list[dict[str, Any]] = []
+        unreadable: list[str] = []
+        for joined, item in zip(got["chunks"], items, strict=True):
+            record = _assemble(joined, item, unreadable)
+            chunks.append(record)
         if got["missing"]:
             warnings.warn(
                 f"{len(got['missing'])} of {len(keys)} chunk records did not reach the "
-                f"scheduler within {self.collect_timeout} s; their rows hold only what "
-                "the scheduler saw (task_nbytes, worker).",
+                f"scheduler within {self.collect_timeout} s; their rows hold only the "
+                "chunk's identity and what the scheduler saw (task_nbytes, worker).",
                 SizingWarning,
                 stacklevel=4,
             )
+        if unreadable:
+            warnings.warn(
+                f"{len(unreadable)} of {len(keys)} chunk records could not be read, "
+                f"e.g. {unreadable[0]}; their rows hold only the chunk's identity and "
+                "what the scheduler saw.",
+                SizingWarning,
+                stacklevel=4,
+            )
+        got["chunks"] = chunks
         if isinstance(out, dict) and isinstance(out.get("metrics"), dict):
             out["metrics"][REPORT_KEY] = got["chunks"]
             out["metrics"][REPORT_MERGES_KEY] = got["merges"]

@@ -114,8 +114,12 @@ class _Run:
 
     run_id: str
     merge_inputs: dict[str, int] = field(default_factory=dict)
-    worker_records: dict[str, dict[str, Any]] = field(default_factory=dict)
-    scheduler_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the packed record of each chunk, as it arrived (see records.pack_record)
+    worker_records: dict[str, Any] = field(default_factory=dict)
+    #: (nbytes, worker, compute start, compute stop) of each finished task
+    scheduler_fields: dict[
+        str, tuple[int | None, str | None, float | None, float | None]
+    ] = field(default_factory=dict)
     attempts: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -168,12 +172,12 @@ class SizingSchedulerPlugin(SchedulerPlugin):
         elif start == "processing" and finish == "memory":
             cstart, cstop = _compute_window(kwargs.get("startstops"))
             nbytes = kwargs.get("nbytes")
-            run.scheduler_fields[key] = {
-                "nbytes": None if nbytes is None else int(nbytes),
-                "worker": kwargs.get("worker"),
-                "compute_start": cstart,
-                "compute_stop": cstop,
-            }
+            run.scheduler_fields[key] = (
+                None if nbytes is None else int(nbytes),
+                kwargs.get("worker"),
+                cstart,
+                cstop,
+            )
         elif finish == "erred":
             exc = kwargs.get("exception_text") or kwargs.get("exception")
             run.errors[key] = str(exc) if exc is not None else "erred"
@@ -187,7 +191,8 @@ class SizingSchedulerPlugin(SchedulerPlugin):
             return
         run = self.runs.get(parsed[1])
         if run is not None and isinstance(key, str):
-            run.worker_records[key] = msg
+            # kept packed: the client unpacks (and reports a record it cannot read)
+            run.worker_records[key] = msg.get("record", msg)
         # The broker also logs every event; ours are filed above (or belong to a run
         # already ended, e.g. a chunk still running when its run failed): drop it.
         self._forget_topic()
@@ -217,39 +222,45 @@ class SizingSchedulerPlugin(SchedulerPlugin):
     def collect(self, run_id: str, chunk_keys: list[str]) -> dict[str, Any]:
         """Join worker records and scheduler fields for ``run_id``.
 
-        Returns ``{"chunks": [...], "merges": [...], "missing": [...]}``: one chunk
-        record per key in ``chunk_keys`` (in that order), one merge record per
-        reduction task, and the chunk keys whose worker record has not arrived.
+        Returns ``{"chunks": [...], "merges": [...], "missing": [...]}``: for each
+        key in ``chunk_keys`` (in that order) a dict of ``key``, ``record`` (the
+        worker's packed record as it arrived, or ``None``), ``task_nbytes``,
+        ``worker``, ``compute_start``, ``compute_stop`` and ``attempts``; one merge
+        record per reduction task; and the chunk keys whose worker record has not
+        arrived. The client unpacks the records
+        (:func:`coffea_sizing.records.unpack_record`).
         """
-        run = self.runs.get(run_id)
-        if run is None:
-            return {"chunks": [], "merges": [], "missing": list(chunk_keys)}
+        run = self.runs.get(run_id) or _Run(run_id)
         chunks: list[dict[str, Any]] = []
         missing: list[str] = []
+        none: tuple[None, None, None, None] = (None, None, None, None)
         for key in chunk_keys:
-            rec = dict(run.worker_records.get(key) or {"key": key})
-            if key not in run.worker_records:
+            packed = run.worker_records.get(key)
+            if packed is None:
                 missing.append(key)
-            sched = run.scheduler_fields.get(key, {})
-            rec["task_nbytes"] = sched.get("nbytes")
-            if sched.get("worker") is not None:
-                rec["worker"] = sched["worker"]
-            rec["compute_start"] = sched.get("compute_start")
-            rec["compute_stop"] = sched.get("compute_stop")
-            rec["attempts"] = run.attempts.get(key, 0)
-            chunks.append(rec)
+            nbytes, worker, cstart, cstop = run.scheduler_fields.get(key, none)
+            chunks.append(
+                {
+                    "key": key,
+                    "record": packed,
+                    "task_nbytes": nbytes,
+                    "worker": worker,
+                    "compute_start": cstart,
+                    "compute_stop": cstop,
+                    "attempts": run.attempts.get(key, 0),
+                }
+            )
         merges: list[dict[str, Any]] = []
         for key, n_inputs in run.merge_inputs.items():
-            sched = run.scheduler_fields.get(key, {})
+            nbytes, worker, cstart, cstop = run.scheduler_fields.get(key, none)
             level_index = key[len(MERGE_PREFIX) + 1 :].split("-")[1:]
-            cstart, cstop = sched.get("compute_start"), sched.get("compute_stop")
             merges.append(
                 {
                     "key": key,
                     "level": int(level_index[0]) if level_index else None,
                     "inputs": n_inputs,
-                    "nbytes": sched.get("nbytes"),
-                    "worker": sched.get("worker"),
+                    "nbytes": nbytes,
+                    "worker": worker,
                     "walltime": (
                         None if cstart is None or cstop is None else cstop - cstart
                     ),

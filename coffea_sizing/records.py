@@ -1,11 +1,23 @@
 """The per-chunk record: the one shape that crosses the wire.
 
 A *chunk record* is a plain :class:`dict` of ``str``, ``int``, ``float``, ``bool``,
-``None`` and lists of ``str``. Plain values are what msgpack (Dask's event channel)
-and JSON carry, so a record looks the same on the worker that measured it, on the
-scheduler that joined it with ``TaskState.nbytes``, in the ``Runner`` report and in a
-CSV file. This module only defines the field names and turns lists of records into
-:class:`pandas.DataFrame` tables; it imports nothing else from the package.
+``None``, lists of ``str`` and one ``{branch: bytes}`` dict. Plain values are what
+msgpack (Dask's event channel) and JSON carry, so a record means the same in the
+``Runner`` report, in a table and in a CSV file.
+
+On its way from the worker to the client a record travels *packed*
+(:func:`pack_record`): msgpack bytes holding the values by position
+(:data:`WIRE_FIELDS`), without the field names, without the chunk's identity (the
+client knows which file and entries each task had), with ``columns_read`` left out
+when it equals ``columns`` and with ``column_bytes`` as a list aligned with
+``columns_read``. The scheduler keeps those bytes as they arrived, and the client
+unpacks them (:func:`unpack_record`) into the full record. That is what keeps a
+record under 1 KB on the wire and on the scheduler, whatever the length of the field
+names.
+
+This module defines the field names, packs and unpacks records and turns lists of
+records into :class:`pandas.DataFrame` tables; it imports nothing else from the
+package.
 """
 
 from __future__ import annotations
@@ -14,20 +26,29 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import msgpack
+
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
     "CHUNK_FIELDS",
+    "IDENTITY_FIELDS",
     "MERGE_FIELDS",
     "OUTPUT_KEY",
     "REPORT_KEY",
     "REPORT_MERGES_KEY",
     "REPORT_RUN_KEY",
+    "TRACKED_FIELDS",
+    "WIRE_FIELDS",
+    "WIRE_VERSION",
     "SizingWarning",
+    "WireFormatError",
     "chunk_table",
     "merge_table",
+    "pack_record",
     "plain_value",
+    "unpack_record",
 ]
 
 
@@ -80,6 +101,21 @@ CHUNK_FIELDS: tuple[str, ...] = (
     "sizing_overhead",
 )
 
+#: The fields ``@track_sizes`` adds to a chunk record, in table order
+#: (see :mod:`coffea_sizing.decorator`).
+TRACKED_FIELDS: tuple[str, ...] = (
+    "bytesread_open",
+    "bytesread_payload",
+    "columns_read",
+    "column_bytes",
+    "process_walltime",
+    "process_cputime",
+    "process_mem_peak_bytes",
+    "process_mem_usage_bytes",
+    "process_mem_shared",
+    "process_output_pickled_bytes",
+)
+
 #: The fields of a merge (tree-reduction task) record, in table order.
 MERGE_FIELDS: tuple[str, ...] = (
     "key",
@@ -94,6 +130,219 @@ MERGE_FIELDS: tuple[str, ...] = (
 )
 
 _ANY_FIELDS = frozenset(CHUNK_FIELDS) | frozenset(MERGE_FIELDS)
+
+#: The chunk's identity: the client fills it in from the task's work item.
+IDENTITY_FIELDS: tuple[str, ...] = (
+    "dataset",
+    "filename",
+    "treename",
+    "entrystart",
+    "entrystop",
+)
+#: Version of the packed form; bumped whenever :data:`WIRE_FIELDS` changes.
+WIRE_VERSION = 1
+#: The fields a packed record carries by position, in this order. Any other field
+#: of a record travels by name; the identity (:data:`IDENTITY_FIELDS`) and what the
+#: scheduler adds (``key``, ``attempts``, ``task_nbytes``, ``compute_start``,
+#: ``compute_stop``) are normally not in the record the worker packs.
+WIRE_FIELDS: tuple[str, ...] = (
+    "entries",
+    "skipped",
+    "bytesread",
+    "columns",
+    "processtime",
+    "walltime",
+    "cputime",
+    "output_pickled_bytes",
+    "output_compressed_bytes",
+    "worker",
+    "mem_peak_bytes",
+    "mem_usage_bytes",
+    "mem_shared",
+    "sizing_overhead",
+    *TRACKED_FIELDS,
+)
+_WIRE_INDEX = {name: i for i, name in enumerate(WIRE_FIELDS)}
+#: ``columns_read`` packed as this value: the same list as ``columns``.
+_SAME_AS_COLUMNS = True
+#: Marks a field whose value goes by name (see ``_pack_value``).
+_BY_NAME = object()
+
+
+class WireFormatError(ValueError):
+    """Bytes that :func:`unpack_record` cannot read as a packed chunk record."""
+
+
+def pack_record(record: Mapping[str, Any]) -> bytes:
+    """The record as it travels from the worker to the client: compact msgpack bytes.
+
+    Fields in :data:`WIRE_FIELDS` go by position, with a bit mask of those present
+    (a record without the ``@track_sizes`` fields does not gain them as ``None``);
+    any other field goes by name. ``columns_read`` equal to ``columns`` is sent as a
+    flag and ``column_bytes`` as a list aligned with ``columns_read``.
+    :func:`unpack_record` gives the record back, equal to the one packed.
+
+    Parameters
+    ----------
+    record : mapping
+        A chunk record of plain values (see :func:`plain_value`).
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    TypeError
+        If a value is not plain (msgpack cannot carry it).
+
+    Examples
+    --------
+    >>> from coffea_sizing.records import pack_record, unpack_record
+    >>> rec = {"bytesread": 336624, "columns": ["Jet_pt", "nJet"],
+    ...        "columns_read": ["Jet_pt", "nJet"],
+    ...        "column_bytes": {"Jet_pt": 4634, "nJet": 2101}, "walltime": 0.5}
+    >>> packed = pack_record(rec)
+    >>> unpack_record(packed) == rec
+    True
+    >>> import msgpack
+    >>> len(packed), len(msgpack.packb(rec))
+    (44, 113)
+    """
+    mask = 0
+    values: list[Any] = []
+    extras: dict[str, Any] = {}
+    present = sorted(
+        (_WIRE_INDEX[name], name) for name in record if name in _WIRE_INDEX
+    )
+    for index, name in present:
+        packed = _pack_value(name, record[name], record)
+        if packed is _BY_NAME:
+            extras[name] = record[name]
+        else:
+            mask |= 1 << index
+            values.append(packed)
+    for name, value in record.items():
+        if name not in _WIRE_INDEX:
+            extras[str(name)] = value
+    try:
+        return msgpack.packb([WIRE_VERSION, mask, values, extras], use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as err:
+        bad = sorted(name for name, value in record.items() if not _msgpackable(value))
+        raise TypeError(
+            f"chunk record fields {bad or '?'} are not plain values: {err}"
+        ) from err
+
+
+def _pack_value(name: str, value: Any, record: Mapping[str, Any]) -> Any:
+    """The value in its positional slot, or ``_BY_NAME``: send it by name, as is.
+
+    ``columns_read`` has a slot only when it equals ``columns`` (the slot then holds
+    ``True``), ``column_bytes`` only when its keys are ``columns_read`` in order
+    (the slot holds the values): each slot holds only its encoded form, so unpacking
+    is never ambiguous.
+    """
+    if name == "columns_read":
+        columns = record.get("columns")
+        same = (
+            isinstance(value, list) and isinstance(columns, list) and value == columns
+        )
+        return _SAME_AS_COLUMNS if same else _BY_NAME
+    if name == "column_bytes":
+        names = record.get("columns_read")
+        aligned = (
+            isinstance(value, Mapping)
+            and isinstance(names, list)
+            and list(value) == names
+        )
+        return list(value.values()) if aligned else _BY_NAME
+    return value
+
+
+def _msgpackable(value: Any) -> bool:
+    try:
+        msgpack.packb(value, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def unpack_record(packed: bytes) -> dict[str, Any]:
+    """The record :func:`pack_record` packed.
+
+    Parameters
+    ----------
+    packed : bytes
+        What :func:`pack_record` returned (on any machine with the same
+        :data:`WIRE_VERSION`).
+
+    Returns
+    -------
+    dict
+        The record, fields in :data:`WIRE_FIELDS` order, then the others.
+
+    Raises
+    ------
+    WireFormatError
+        If ``packed`` is not a packed record, or was packed by a coffea-sizing with
+        another :data:`WIRE_VERSION` (install the same version on the client and
+        the workers).
+
+    Examples
+    --------
+    >>> from coffea_sizing.records import pack_record, unpack_record
+    >>> unpack_record(pack_record({"entrystart": 0, "bytesread": 527, "skipped": False}))
+    {'skipped': False, 'bytesread': 527, 'entrystart': 0}
+    """
+    if not isinstance(packed, bytes | bytearray | memoryview):
+        raise WireFormatError(
+            f"expected the bytes of a packed chunk record, got {type(packed).__name__}"
+            " (was the worker running another version of coffea-sizing?)"
+        )
+    try:
+        data = msgpack.unpackb(packed, raw=False, use_list=True, strict_map_key=False)
+    except Exception as err:
+        raise WireFormatError(f"not a packed chunk record: {err}") from err
+    if not isinstance(data, list) or len(data) != 4 or data[0] != WIRE_VERSION:
+        version = data[0] if isinstance(data, list) and data else None
+        raise WireFormatError(
+            f"a chunk record packed in wire format {version!r}; this coffea-sizing "
+            f"reads format {WIRE_VERSION}. Install the same coffea-sizing version on "
+            "the client and the workers."
+        )
+    _, mask, values, extras = data
+    names = [name for i, name in enumerate(WIRE_FIELDS) if mask >> i & 1]
+    if (
+        not isinstance(mask, int)
+        or mask >> len(WIRE_FIELDS)
+        or not isinstance(values, list)
+        or len(names) != len(values)
+        or not isinstance(extras, dict)
+    ):
+        raise WireFormatError("a malformed packed chunk record")
+    record = dict(zip(names, values, strict=True))
+    if "columns_read" in record:
+        columns = record.get("columns")
+        if record["columns_read"] is not _SAME_AS_COLUMNS or not isinstance(
+            columns, list
+        ):
+            raise WireFormatError("columns_read packed without its columns")
+        record["columns_read"] = list(columns)
+    if "column_bytes" in record:
+        column_bytes = record["column_bytes"]
+        read = record.get("columns_read", extras.get("columns_read"))
+        if (
+            not isinstance(column_bytes, list)
+            or not isinstance(read, list)
+            or len(read) != len(column_bytes)
+        ):
+            raise WireFormatError("column_bytes packed without its columns_read")
+        record["column_bytes"] = dict(zip(read, column_bytes, strict=True))
+    record.update(extras)
+    # wire fields in WIRE_FIELDS order, wherever they travelled; then the others
+    ordered = {name: record.pop(name) for name in WIRE_FIELDS if name in record}
+    ordered.update(record)
+    return ordered
 
 
 def _records_from(obj: Any, key: str) -> list[Mapping[str, Any]]:

@@ -268,3 +268,92 @@ def test_runner_copy_keeps_every_field(client: Any) -> None:
     assert copied.collect_timeout == 3.5
     assert copied.treereduction == 7
     assert copied.client is client
+
+
+def _set_wire_version(version: int) -> int:
+    """On a worker: pretend to be a coffea-sizing of another wire format."""
+    from coffea_sizing import records
+
+    previous = records.WIRE_VERSION
+    records.WIRE_VERSION = version
+    return previous
+
+
+def test_workers_of_another_wire_format_are_named(client: Any, ttbar_file: str) -> None:
+    """Workers running another coffea-sizing (another wire format): the run
+    completes, the user is told which chunks and why, and the rows keep the
+    chunk's identity and what the scheduler saw."""
+    previous = client.run(_set_wire_version, 99)
+    try:
+        with pytest.warns(
+            SizingWarning, match=r"4 of 4 chunk records could not be read"
+        ):
+            out, report = run(client, {"ttbar": [ttbar_file]}, chunksize=50)
+    finally:
+        client.run(_set_wire_version, next(iter(previous.values())))
+    assert out["nevents"] == 200
+    recs = report["sizing"]
+    assert [(r["entrystart"], r["entrystop"]) for r in recs] == [
+        (0, 50),
+        (50, 100),
+        (100, 150),
+        (150, 200),
+    ]
+    for r in recs:
+        assert r["filename"] == ttbar_file
+        assert r["dataset"] == "ttbar"
+        assert r["task_nbytes"] > 0
+        assert r["attempts"] == 1
+        assert r["bytesread"] is None  # the worker's part could not be read
+    assert scheduler_state(client) == {
+        "registered": True,
+        "runs": [],
+        "topic_events": 0,
+    }
+    # and the next run, on agreeing workers, is whole again
+    _, report = run(client, {"ttbar": [ttbar_file]}, chunksize=50)
+    check_invariants(report)
+
+
+def test_records_travel_packed(client: Any, generated_file: str) -> None:
+    """What the scheduler holds per chunk is the packed record (no field names)."""
+    from coffea_sizing.plugin import SizingSchedulerPlugin
+    from coffea_sizing.records import pack_record, unpack_record
+
+    seen: list[bytes] = []
+
+    def spy(dask_scheduler: Any) -> None:
+        plugin = dask_scheduler.plugins[SizingSchedulerPlugin.name]
+        original = plugin.log_event
+
+        def log_event(topic: str, msg: Any, **kwargs: Any) -> None:
+            if isinstance(msg, dict) and isinstance(msg.get("record"), bytes):
+                dask_scheduler._coffea_sizing_test_seen.append(msg["record"])
+            original(topic, msg, **kwargs)
+
+        dask_scheduler._coffea_sizing_test_seen = []
+        plugin.log_event = log_event
+
+    def take(dask_scheduler: Any) -> list[bytes]:
+        plugin = dask_scheduler.plugins[SizingSchedulerPlugin.name]
+        del plugin.log_event  # back to the class's hook
+        return dask_scheduler.__dict__.pop("_coffea_sizing_test_seen")
+
+    run(client, {"g": [generated_file]}, chunksize=5_000)  # registers the plugin
+    client.run_on_scheduler(spy)
+    try:
+        _, report = run(client, {"g": [generated_file]}, chunksize=5_000)
+    finally:
+        seen = client.run_on_scheduler(take)
+    check_invariants(report)
+    assert len(seen) == len(report["sizing"]) == 4
+    for packed in seen:
+        assert b"walltime" not in packed
+        assert generated_file.encode() not in packed
+        worker_part = unpack_record(packed)
+        assert len(pack_record(worker_part)) == len(packed)
+    by_overhead = {r["sizing_overhead"]: r for r in report["sizing"]}
+    for packed in seen:
+        worker_part = unpack_record(packed)
+        full = by_overhead[worker_part["sizing_overhead"]]
+        assert {k: full[k] for k in worker_part} == worker_part

@@ -29,6 +29,7 @@ from coffea_sizing.predict import (
     predict_branch_bytes,
     predict_bytesread,
 )
+from coffea_sizing.probe import basket_bytes
 
 N_EVENTS = 20_000
 BASKET_SIZES = (1_000, 3_000)
@@ -259,6 +260,28 @@ def test_matches_uproot_basket_selection(files: dict[int, str]) -> None:
                     payload += byte_range[1] - byte_range[0]
                     count += 1
             assert (row.predicted_payload_bytes, row.baskets) == (payload, count)
+
+
+@pytest.mark.parametrize("basket_size", BASKET_SIZES)
+def test_worker_side_basket_rule_agrees_with_the_prediction(
+    files: dict[int, str], ttbar_file: str, basket_size: int
+) -> None:
+    """``probe.basket_bytes`` (one chunk, in the decorator) and the vectorised rule
+    of ``predict_branch_bytes`` give the same bytes for every range, empty ranges
+    and ranges past the last entry included, on free and on embedded baskets."""
+    edges = [0, 1, 999, 1_000, 1_001, 2_999, 3_000, 3_001, 17_999, 19_999, N_EVENTS]
+    chunks = [(a, b) for a in edges for b in edges if a <= b]
+    names = ["nJet", "Jet_pt", "MET_pt", "Muon_eta"]
+    for path, ranges in ((files[basket_size], chunks), (ttbar_file, [(0, 200)])):
+        table = predict_branch_bytes(path, "Events", names, ranges).reset_index()
+        with uproot.open(path) as file:
+            tree = file["Events"]
+            for row in table.itertuples(index=False):
+                for name in names:
+                    worker_side = basket_bytes(
+                        tree[name], row.entrystart, row.entrystop
+                    )
+                    assert worker_side == getattr(row, name), (path, row, name)
 
 
 def test_empty_chunks_read_the_basket_holding_their_entry(

@@ -1,8 +1,10 @@
-"""Property tests: ``chunk_table``/``merge_table`` on any list of records.
+"""Property tests: ``chunk_table``/``merge_table`` on any list of records, and the
+packed form records cross the wire in.
 
-Records are what crosses the wire (plain ints, floats, ``None``, text, lists of
-text); the tables must keep every record, every field and every value, with the
-contract fields first and in order, for whatever subset of fields a record has.
+Records hold plain ints, floats, ``None``, text, lists of text; the tables must keep
+every record, every field and every value, with the contract fields first and in
+order, for whatever subset of fields a record has. A packed record must unpack to
+the record that was packed, whatever its fields and values.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +23,17 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from coffea_sizing import CHUNK_FIELDS, MERGE_FIELDS, chunk_table, merge_table
-from coffea_sizing.records import OUTPUT_KEY, REPORT_KEY, REPORT_MERGES_KEY
+from coffea_sizing.records import (
+    IDENTITY_FIELDS,
+    OUTPUT_KEY,
+    REPORT_KEY,
+    REPORT_MERGES_KEY,
+    WIRE_FIELDS,
+    WIRE_VERSION,
+    WireFormatError,
+    pack_record,
+    unpack_record,
+)
 
 # No .hypothesis directory in the repository (or in CI): no example database, and
 # hypothesis' own caches (constants, unicode tables) go to the temp directory.
@@ -185,3 +198,96 @@ def test_a_table_can_be_turned_into_a_table_again() -> None:
     df = chunk_table(records)
     again = chunk_table(df)
     assert again.equals(df)
+
+
+# ------------------------------------------------------------------ wire format
+WIRE_NAMES = st.sampled_from(WIRE_FIELDS + IDENTITY_FIELDS + CHUNK_FIELDS)
+branch_names = st.lists(
+    st.text(min_size=1, max_size=14), min_size=0, max_size=12, unique=True
+)
+
+
+@st.composite
+def worker_records(draw: st.DrawFn) -> dict[str, Any]:
+    """Records as a worker packs them: any subset of fields, any plain values,
+    with ``columns``/``columns_read``/``column_bytes`` shaped as the decorator and
+    the executor make them (equal or not, aligned or not)."""
+    record = draw(
+        st.dictionaries(st.one_of(WIRE_NAMES, extra_names), values, max_size=12)
+    )
+    columns = draw(branch_names)
+    if draw(st.booleans()):
+        record["columns"] = columns
+    if draw(st.booleans()):
+        read = columns if draw(st.booleans()) else draw(branch_names)
+        record["columns_read"] = read
+        if draw(st.booleans()):
+            names = read if draw(st.booleans()) else draw(branch_names)
+            record["column_bytes"] = {
+                name: draw(st.one_of(st.none(), ints)) for name in names
+            }
+    return record
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_equal, a, b))
+    return type(a) is type(b) and a == b
+
+
+@settings(PROFILE)
+@given(worker_records())
+def test_packed_records_unpack_to_the_same_record(record: dict[str, Any]) -> None:
+    packed = pack_record(record)
+    back = unpack_record(packed)
+    assert set(back) == set(record)
+    for name, value in record.items():
+        assert _equal(back[name], value), (name, back[name], value)
+
+
+def test_packing_drops_what_the_client_knows() -> None:
+    columns = [f"Branch{i:02d}_pt" for i in range(13)]
+    record = {
+        "entries": 100_000,
+        "skipped": False,
+        "bytesread": 2_851_336,
+        "columns": columns,
+        "columns_read": list(columns),
+        "column_bytes": {name: 400_000 + i for i, name in enumerate(columns)},
+        "walltime": 0.579,
+    }
+    packed = pack_record(record)
+    # every branch name once, for columns; none of the field names
+    for name in columns:
+        assert packed.count(name.encode()) == 1
+    assert b"walltime" not in packed
+    assert len(packed) < len(msgpack.packb(record)) / 2
+
+
+@pytest.mark.parametrize(
+    ("packed", "match"),
+    [
+        (
+            msgpack.packb([WIRE_VERSION + 1, 0, [], {}]),
+            "wire format 2; .* reads format 1",
+        ),
+        (b"\xc1", "not a packed chunk record"),
+        (msgpack.packb([WIRE_VERSION, 1, [1, 2], {}]), "malformed"),
+        (msgpack.packb({"bytesread": 1}), "wire format None"),
+        ({"bytesread": 1}, "got dict .* another version of coffea-sizing"),
+    ],
+)
+def test_unreadable_packed_records_raise_wire_format_error(
+    packed: Any, match: str
+) -> None:
+    with pytest.raises(WireFormatError, match=match):
+        unpack_record(packed)
+
+
+def test_unpackable_values_name_the_field() -> None:
+    with pytest.raises(TypeError, match=r"\['weird'\]"):
+        pack_record({"bytesread": 1, "weird": object()})
