@@ -61,9 +61,11 @@ import msgpack
 from coffea import processor
 from coffea.nanoevents import BaseSchema
 
+import coffea_sizing
 from coffea_sizing import SizingDaskExecutor, chunk_table, track_sizes
 from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
 from coffea_sizing.plugin import scheduler_state
+from coffea_sizing.records import IDENTITY_FIELDS, pack_record
 
 # Workers cannot import this file: ship what it defines by value (as a notebook's).
 if __name__ != "__main__" and __name__ in sys.modules:
@@ -74,7 +76,7 @@ TARGETS: dict[str, float] = {
     "wall_ratio": 1.03,  # median of the paired ratios B/A and C/A
     "instrumentation_share": 0.005,  # of the median chunk walltime
     "assembly_seconds": 1.0,  # collect_seconds + chunk_table, at 10,000 chunks
-    "record_bytes": 1024.0,  # one serialized (msgpack) record, median
+    "record_bytes": 1024.0,  # one packed record (wire and scheduler), largest
     "linear_factor": 2.0,  # per-chunk cost at the largest scale / at the smallest
 }
 
@@ -104,6 +106,7 @@ class Config:
     workers: int
     poll_interval: float
     cache_dir: str
+    sweep_repeats: int
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -137,8 +140,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="where generated inputs are kept (default $COFFEA_SIZING_CACHE or "
         "~/.cache/coffea-sizing)",
     )
+    parser.add_argument("--skip-scale", action="store_true", help="skip part 2 (scale)")
     parser.add_argument(
-        "--skip-scale", action="store_true", help="run parts 1 and 3 only"
+        "--sweep-repeats",
+        type=int,
+        help="rounds of the branch sweep's throughput runs (default 3)",
+    )
+    parser.add_argument(
+        "--skip-sweep", action="store_true", help="skip the branch sweep's throughput"
     )
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 when a target FAILs"
@@ -169,6 +178,9 @@ def make_config(args: argparse.Namespace) -> Config:
         workers=2,
         poll_interval=0.25 if args.quick else 1.0,
         cache_dir=str(args.cache_dir or _default_cache_dir()),
+        sweep_repeats=0
+        if args.skip_sweep
+        else (args.sweep_repeats or (1 if args.quick else 3)),
     )
 
 
@@ -360,14 +372,41 @@ def _minmax(values: Sequence[float]) -> list[float]:
     return [min(values), max(values)] if values else []
 
 
+#: What the client adds to a chunk record: not in the record the worker packs.
+_CLIENT_FIELDS = frozenset(
+    (
+        *IDENTITY_FIELDS,
+        "key",
+        "attempts",
+        "task_nbytes",
+        "compute_start",
+        "compute_stop",
+    )
+)
+
+
+def wire_part(record: dict[str, Any]) -> dict[str, Any]:
+    """The part of a report record the worker packed (``pack_record``)."""
+    return {k: v for k, v in record.items() if k not in _CLIENT_FIELDS}
+
+
 def record_sizes(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Serialized size of the records: msgpack (the wire format) and JSON."""
-    packed = [len(msgpack.dumps(rec)) for rec in records]
+    """Serialized size of the records.
+
+    ``wire``: the packed record (``coffea_sizing.records.pack_record``) a worker
+    sends with ``log_event`` and the scheduler holds until the run ends.
+    ``report``: one record of ``report["sizing"]`` as msgpack (what the client
+    holds, with the field names and the chunk's identity), and as JSON.
+    """
+    wire = [len(pack_record(wire_part(rec))) for rec in records]
+    report = [len(msgpack.dumps(rec)) for rec in records]
     as_json = [len(json.dumps(rec)) for rec in records]
     return {
         "records": len(records),
-        "msgpack_median": _median(packed),
-        "msgpack_max": max(packed, default=None),
+        "wire_median": _median(wire),
+        "wire_max": max(wire, default=None),
+        "report_msgpack_median": _median(report),
+        "report_msgpack_max": max(report, default=None),
         "json_median": _median(as_json),
         "json_max": max(as_json, default=None),
     }
@@ -380,88 +419,6 @@ def check_state(client: Any) -> dict[str, Any]:
 
 
 # ============================================================ part 1: overhead
-def probe_cost(iterations: int = 500) -> float:
-    """Median seconds of one ChunkProbe + ChunkContext enter/exit, on an idle worker
-    (``client.run``); for reference: in the tasks the probe costs more (see
-    :func:`install_probe_timer`)."""
-    from coffea_sizing.probe import ChunkContext, ChunkProbe
-
-    samples = []
-    for _ in range(iterations):
-        t0 = time.perf_counter()
-        with ChunkProbe(), ChunkContext():
-            pass
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
-
-
-def install_probe_timer() -> bool:
-    """Time ``ChunkProbe.__enter__``/``__exit__`` in this worker's chunk tasks.
-
-    The executor's probe wraps coffea's work function, so its own enter/exit run
-    outside the ``sizing_overhead`` timer (and outside the record's ``walltime``).
-    Each call is timed with two ``perf_counter`` calls (well under a microsecond)
-    and filed as outer (the executor's probe) or nested (the decorator's, already
-    inside ``processtime - process_walltime``). Runs on a worker (``client.run``).
-    """
-    from coffea_sizing import probe as probe_module
-
-    cls = probe_module.ChunkProbe
-    if hasattr(cls, "_bench_original"):
-        return False
-    registry = probe_module._REGISTRY
-    timings: list[tuple[str, bool, float]] = []
-    enter, leave = cls.__enter__, cls.__exit__
-
-    def timed_enter(self: Any) -> Any:
-        nested = bool(registry.active)
-        t0 = time.perf_counter()
-        result = enter(self)
-        timings.append(("enter", nested, time.perf_counter() - t0))
-        return result
-
-    def timed_exit(self: Any, *exc: object) -> None:
-        nested = len(registry.active) > 1
-        t0 = time.perf_counter()
-        leave(self, *exc)
-        timings.append(("exit", nested, time.perf_counter() - t0))
-
-    cls._bench_original = (enter, leave)  # type: ignore[attr-defined]
-    cls._bench_timings = timings  # type: ignore[attr-defined]
-    cls.__enter__ = timed_enter  # type: ignore[method-assign]
-    cls.__exit__ = timed_exit  # type: ignore[method-assign]
-    return True
-
-
-def take_probe_timings() -> list[tuple[str, bool, float]]:
-    """The timings filed since the last call (on a worker)."""
-    from coffea_sizing.probe import ChunkProbe
-
-    timings = getattr(ChunkProbe, "_bench_timings", [])
-    taken = list(timings)
-    timings.clear()
-    return taken
-
-
-def uninstall_probe_timer() -> None:
-    from coffea_sizing.probe import ChunkProbe
-
-    original = getattr(ChunkProbe, "_bench_original", None)
-    if original is not None:
-        ChunkProbe.__enter__, ChunkProbe.__exit__ = original  # type: ignore[method-assign]
-        del ChunkProbe._bench_original  # type: ignore[attr-defined]
-        del ChunkProbe._bench_timings  # type: ignore[attr-defined]
-
-
-def _outer_probe_seconds(timings: Sequence[tuple[str, bool, float]]) -> float | None:
-    """Median enter + median exit of the executor's (outer) probe."""
-    enters = [t for kind, nested, t in timings if kind == "enter" and not nested]
-    exits = [t for kind, nested, t in timings if kind == "exit" and not nested]
-    if not enters or not exits:
-        return None
-    return statistics.median(enters) + statistics.median(exits)
-
-
 def _decorator_seconds(rec: dict[str, Any]) -> float | None:
     """What ``@track_sizes`` adds to ``process()``: coffea's processtime minus the
     time of the undecorated body the decorator measured."""
@@ -489,19 +446,14 @@ def bench_overhead(client: Any, cfg: Config) -> dict[str, Any]:
         flush=True,
     )
     warmup = {label: one(label) for label in labels}
-    client.run(install_probe_timer)
     runs: list[dict[str, Any]] = []
     states: list[dict[str, Any]] = []
     for r in range(cfg.repeats):
         order = labels[r % len(labels) :] + labels[: r % len(labels)]
         line = []
         for position, label in enumerate(order):
-            client.run(take_probe_timings)  # drop what came before this run
             res = one(label)
             res.update(repeat=r, position=position)
-            res["probe_timings"] = [
-                t for ts in client.run(take_probe_timings).values() for t in ts
-            ]
             if label != "A":
                 states.append(check_state(client))
             runs.append(res)
@@ -524,20 +476,15 @@ def bench_overhead(client: Any, cfg: Config) -> dict[str, Any]:
     cpu_ratios = paired_ratios("cpu")
 
     # ---- the instrumentation's own time per chunk, timed inside the task
-    client.run(uninstall_probe_timer)
-    probe_idle = client.run(probe_cost)
     instrumentation: dict[str, Any] = {}
     for lab in labels[1:]:
         recs = [rec for x in runs if x["variant"] == lab for rec in _records(x)]
-        probe_s = _outer_probe_seconds(
-            [t for x in runs if x["variant"] == lab for t in x["probe_timings"]]
-        )
         chunk_wall = _median(rec["walltime"] for rec in recs)
         measuring = _median(rec["sizing_overhead"] for rec in recs)
         decorator = (
             _median(_decorator_seconds(rec) for rec in recs) if lab == "C" else None
         )
-        total = (measuring or 0.0) + (probe_s or 0.0) + (decorator or 0.0)
+        total = (measuring or 0.0) + (decorator or 0.0)
         cold = _records(warmup[lab])
         cold_decorator = [d for d in map(_decorator_seconds, cold) if d is not None]
         instrumentation[lab] = {
@@ -547,7 +494,6 @@ def bench_overhead(client: Any, cfg: Config) -> dict[str, Any]:
             "chunk_cputime_median": _median(rec["cputime"] for rec in recs),
             "sizing_overhead_median": measuring,
             "sizing_overhead_max": max(rec["sizing_overhead"] for rec in recs),
-            "probe_enter_exit": probe_s,
             "decorator_median": decorator,
             "decorator_max": (
                 max(d for d in map(_decorator_seconds, recs) if d is not None)
@@ -614,18 +560,78 @@ def bench_overhead(client: Any, cfg: Config) -> dict[str, Any]:
         "ratios": _ratio_summary(ratios),
         "cpu_ratios": _ratio_summary(cpu_ratios),
         "runs": [
-            {
-                k: v
-                for k, v in x.items()
-                if k not in {"report", "returned_at", "probe_timings"}
-            }
+            {k: v for k, v in x.items() if k not in {"report", "returned_at"}}
             for x in runs
         ],
-        "probe_enter_exit_idle_worker": probe_idle,
         "instrumentation": instrumentation,
         "throughput": throughput,
         "states_after": states,
     }
+
+
+# ================================================ part 3b: the sweep's throughput
+def bench_sweep_throughput(client: Any, cfg: Config) -> dict[str, Any]:
+    """Events/s and MB/s of the branch sweep (1, 2, 3, 5, 10 branches) on the
+    overhead file, A, B and C in rotated order, ``sweep_repeats`` rounds.
+
+    A ships the same lz4 payloads as B and C (the outputs are identical and
+    compressed by the same coffea code), but records nothing: its output MB/s uses
+    the ``output_compressed_bytes`` measured by B on the same chunks.
+    """
+    from coffea_sizing.compare import SWEEP_BRANCHES
+
+    path = cached_nanoaod(cfg.cache_dir, cfg.events, cfg.events_per_basket)
+    fileset = {"generated": [path]}
+    labels = [v[0] for v in VARIANTS]
+    counts = [n for n in (1, 2, 3, 5, 10) if n <= len(SWEEP_BRANCHES)]
+    print(
+        f"3. sweep throughput: {len(counts)} branch counts x {cfg.sweep_repeats} "
+        "rounds of A, B, C",
+        flush=True,
+    )
+    rows = []
+    for n in counts:
+
+        def make(decorated: bool, n: int = n) -> Any:
+            cls = (
+                track_sizes(BranchSweepProcessor) if decorated else BranchSweepProcessor
+            )
+            return cls(n)
+
+        runs: list[dict[str, Any]] = []
+        for r in range(cfg.sweep_repeats):
+            order = labels[r % len(labels) :] + labels[: r % len(labels)]
+            for label in order:
+                res = run_once(client, label, fileset, cfg.chunksize, make, SweepSchema)
+                res["out_bytes"] = sum(
+                    rec.get("output_compressed_bytes") or 0 for rec in _records(res)
+                )
+                res.pop("report")
+                runs.append(res)
+        shipped = _median(x["out_bytes"] for x in runs if x["variant"] == "B")
+        row: dict[str, Any] = {"branches": n}
+        for lab in labels:
+            mine = [x for x in runs if x["variant"] == lab]
+            row[lab] = {
+                "wall_median": _median(x["wall"] for x in mine),
+                "events_per_s": _median(x["entries"] / x["wall"] for x in mine),
+                "input_mb_per_s": _median(
+                    x["bytesread"] / x["wall"] / 1e6 for x in mine
+                ),
+                "output_compressed_mb_per_s": _median(
+                    (shipped if lab == "A" else x["out_bytes"]) / x["wall"] / 1e6
+                    for x in mine
+                ),
+                "bytesread_per_run": mine[0]["bytesread"],
+            }
+        row["output_compressed_bytes_per_run"] = shipped
+        rows.append(row)
+        print(
+            f"   {n:>2} branches: events/s "
+            + ", ".join(f"{lab} {row[lab]['events_per_s']:,.0f}" for lab in labels),
+            flush=True,
+        )
+    return {"file": path, "chunksize": cfg.chunksize, "rows": rows}
 
 
 # ============================================================== part 2: scale
@@ -978,16 +984,17 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     if over:
         for lab, inst in over["instrumentation"].items():
             add(
-                f"record size (msgpack, median), {lab}, "
+                f"record size on the wire and on the scheduler (packed, max), {lab}, "
                 f"{results['config']['num_branches']} branches",
-                inst["record_sizes"]["msgpack_median"],
+                inst["record_sizes"]["wire_max"],
                 TARGETS["record_bytes"],
                 "B",
             )
     if rows:
         add(
-            f"record size (msgpack, median), C, scale run of {rows[-1]['chunks']:,}",
-            rows[-1]["record_sizes"]["msgpack_median"],
+            "record size on the wire and on the scheduler (packed, max), C, scale "
+            f"run of {rows[-1]['chunks']:,}",
+            rows[-1]["record_sizes"]["wire_max"],
             TARGETS["record_bytes"],
             "B",
         )
@@ -1025,6 +1032,11 @@ def format_report(results: dict[str, Any]) -> str:
         f"{env['load_end']} at end; python {env['python']}, coffea {env['coffea']}, "
         f"dask {env['dask']}, distributed {env['distributed']}, uproot {env['uproot']}"
     )
+    if env.get("commit") or env.get("date"):
+        out.append(
+            f"  coffea-sizing {env.get('coffea_sizing', '?')} at commit "
+            f"{env.get('commit') or '?'}, {env.get('date') or '?'}"
+        )
     w(
         f"  LocalCluster({cfg['workers']} workers x 1 thread), shared by all runs; "
         "medians everywhere"
@@ -1075,8 +1087,11 @@ def format_report(results: dict[str, Any]) -> str:
         rows: list[tuple[str, str, Callable[[Any], str]]] = [
             ("chunk walltime (record 'walltime')", "chunk_walltime_median", _ms),
             ("chunk CPU of the task thread ('cputime')", "chunk_cputime_median", _ms),
-            ("executor measuring ('sizing_overhead')", "sizing_overhead_median", _ms),
-            ("executor's probe enter/exit (outside it)", "probe_enter_exit", _ms),
+            (
+                "executor measuring ('sizing_overhead', probe incl.)",
+                "sizing_overhead_median",
+                _ms,
+            ),
             ("decorator (processtime - process_walltime)", "decorator_median", _ms),
             ("total", "total_per_chunk", _ms),
             ("share of chunk walltime", "share_of_chunk", _pct),
@@ -1094,6 +1109,14 @@ def format_report(results: dict[str, Any]) -> str:
         ]
         for text, key, fmt in rows:
             w(f"   {text:<52}{fmt(inst['B'][key]):>14}{fmt(inst['C'][key]):>14}")
+        for text, key in (
+            ("record on the wire, packed (median)", "wire_median"),
+            ("record in the report, msgpack (median)", "report_msgpack_median"),
+        ):
+            w(
+                f"   {text:<52}{inst['B']['record_sizes'][key]:>12.0f} B"
+                f"{inst['C']['record_sizes'][key]:>12.0f} B"
+            )
     scale = results.get("scale")
     if scale and scale["rows"]:
         w("")
@@ -1105,7 +1128,7 @@ def format_report(results: dict[str, Any]) -> str:
         )
         w(
             f"   {'chunks':>7}{'wall A':>9}{'wall C':>9}{'collect':>10}{'table':>9}"
-            f"{'calls':>6}{'assembly':>10}{'per chunk':>11}{'msgpack':>10}{'json':>8}"
+            f"{'calls':>6}{'assembly':>10}{'per chunk':>11}{'wire':>6}{'report':>8}"
             f"{'plugin peak':>13}{'per chunk':>11}{'after':>8}{'held A':>8}{'held C':>8}"
         )
         for row in scale["rows"]:
@@ -1115,7 +1138,7 @@ def format_report(results: dict[str, Any]) -> str:
                 f"{row['collect_seconds']:>9.3f}s{row['chunk_table_seconds']:>8.3f}s"
                 f"{len(row['collect_calls']):>6}{row['assembly_seconds']:>9.3f}s"
                 f"{row['per_chunk']['assembly_seconds'] * 1e6:>8.1f} us"
-                f"{rs['msgpack_median']:>10.0f}{rs['json_median']:>8.0f}"
+                f"{rs['wire_median']:>6.0f}{rs['report_msgpack_median']:>8.0f}"
                 f"{row['plugin_peak_bytes'] / 1e6:>10.2f} MB"
                 f"{row['per_chunk']['plugin_bytes']:>9.0f} B"
                 f"{'clean' if row['state_after']['clean'] else 'LEFT':>8}"
@@ -1145,6 +1168,27 @@ def format_report(results: dict[str, Any]) -> str:
             "   input = coffea's bytesread (compressed bytes read from the file); "
             "output = sum of output_compressed_bytes"
         )
+    sweep = results.get("sweep_throughput")
+    if sweep and sweep["rows"]:
+        w("")
+        w(
+            f"   The branch sweep on the same file (chunksize {sweep['chunksize']:,}), "
+            "medians of the rounds; A ships the payloads B measured"
+        )
+        w(
+            f"   {'branches':>8}  {'events/s A':>11}{'B':>11}{'C':>11}"
+            f"{'C/A':>7}  {'input MB/s A':>13}{'B':>7}{'C':>7}"
+            f"  {'output MB/s A':>14}{'B':>8}{'C':>8}"
+        )
+        for row in sweep["rows"]:
+            ev = [row[lab]["events_per_s"] for lab in ("A", "B", "C")]
+            mb_in = [row[lab]["input_mb_per_s"] for lab in ("A", "B", "C")]
+            mb_out = [row[lab]["output_compressed_mb_per_s"] for lab in ("A", "B", "C")]
+            w(
+                f"   {row['branches']:>8}  {ev[0]:>11,.0f}{ev[1]:>11,.0f}{ev[2]:>11,.0f}"
+                f"{ev[2] / ev[0]:>7.3f}  {mb_in[0]:>13.1f}{mb_in[1]:>7.1f}{mb_in[2]:>7.1f}"
+                f"  {mb_out[0]:>14.4f}{mb_out[1]:>8.4f}{mb_out[2]:>8.4f}"
+            )
     w("")
     w("Targets")
     for v in results["verdicts"]:
@@ -1170,8 +1214,36 @@ def environment() -> dict[str, Any]:
         "distributed": distributed.__version__,
         "uproot": uproot.__version__,
         "awkward": ak.__version__,
+        "coffea_sizing": coffea_sizing.__version__,
+        "commit": _git_commit(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "load_start": _load(),
     }
+
+
+def _git_commit() -> str | None:
+    """The commit of the checkout the benchmark runs from (``+`` if modified)."""
+    import subprocess
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+" if dirty else "")
 
 
 def _load() -> str:
@@ -1210,6 +1282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         Client(cluster) as client,
     ):
         results["overhead"] = bench_overhead(client, cfg)
+        if cfg.sweep_repeats:
+            results["sweep_throughput"] = bench_sweep_throughput(client, cfg)
         if cfg.scale_chunks:
             results["scale"] = bench_scale(client, cfg)
     results["environment"]["load_end"] = _load()

@@ -1,29 +1,29 @@
 #!/usr/bin/env python
-"""The costs behind the targets ``bench_sizing.py`` misses, and the proposed fixes.
+"""The costs behind the targets ``bench_sizing.py`` missed, before and after the fixes.
 
 Usage::
 
     python benchmarks/hotspots.py [--quick] [--repeats N] [--out hotspots.json]
 
-Each section times the code as it is in the package against a proposed
-replacement, side by side, and checks that both give the same answer. The
-package is not modified: the proposed code lives here and is swapped in on the
-workers (``client.run``) only for the runs that measure it.
+Session 1's benchmark missed two targets (the decorator's time per chunk and the
+size of a record); a profile (py-spy on the workers, cProfile in process) found the
+costs below, and they were fixed in the package. Each section times the code as it
+was ("before", kept here) against the package as it is ("after"), side by side in
+one run, and checks that both give the same answer.
 
-1. ``@track_sizes``' ``column_bytes`` (``decorator._basket_bytes``) builds a full
-   ``predict._BranchLayout`` (five arrays, cumulative sums and
+1. ``@track_sizes``' ``column_bytes``: before, ``decorator._basket_bytes`` built a
+   full ``predict._BranchLayout`` (five arrays, cumulative sums and
    ``TBranch.count_branch``, which parses the leaf every time) for every branch of
-   every chunk, to use two of its numbers. The proposal reads ``fBasketEntry`` and
-   ``fBasketBytes`` of the free baskets and sums the slice.
-2. The same, end to end: variant C of ``bench_sizing.py`` with the decorator as it
-   is and with the proposal swapped in, alternating, on one cluster.
-3. The first decorated chunk on every worker imports ``coffea_sizing.predict``
-   (for ``_basket_bytes``), which imports ``coffea_sizing.datasets`` and pandas:
-   timed in a fresh interpreter that has what a worker has.
-4. Report assembly at 10,000 records: the scheduler-to-client transfer (one msgpack
-   map per record, field names repeated, against one list per field), and
-   ``chunk_table`` in a process with as many objects tracked by the garbage
-   collector as the benchmark's client + scheduler process.
+   every chunk, to use two of its numbers; after, ``probe.basket_bytes`` reads
+   ``fBasketEntry`` and ``fBasketBytes`` of the free baskets and sums the slice.
+2. The same, end to end: variant C of ``bench_sizing.py`` with the decorator as it is
+   and with the old ``_basket_bytes`` swapped in on the workers, alternating.
+3. The first decorated chunk on a fresh worker: before, it imported
+   ``coffea_sizing.predict`` (and with it ``coffea_sizing.datasets`` and pandas);
+   after, the decorator imports neither. Timed in fresh interpreters.
+4. Records on the wire and report assembly at 10,000 records: before, every record
+   was a msgpack map with its field names and the chunk's identity; after, the
+   packed form (``records.pack_record``), unpacked and completed on the client.
 """
 
 from __future__ import annotations
@@ -68,54 +68,11 @@ SWEEP_COLUMNS = (
 )
 
 
-# ================================================= the proposed column_bytes
-def free_basket_bytes(branch: Any, start: int, stop: int) -> int:
-    """Bytes of the free baskets of ``branch`` that uproot reads for [start, stop).
-
-    Free basket ``i`` holds entries ``[fBasketEntry[i], fBasketEntry[i + 1])`` and
-    weighs ``fBasketBytes[i]``; uproot reads basket ``i`` when
-    ``start < its stop and (its start < stop or start == stop == its start)``
-    (``predict._basket_ranges``). Embedded baskets (after the free ones) weigh 0.
-    """
-    num_free = int(branch.num_baskets) - len(branch.embedded_baskets)
-    if num_free <= 0:
-        return 0
-    entry = branch.member("fBasketEntry")
-    lo = int(np.searchsorted(entry[1 : num_free + 1], start, side="right"))
-    hi = int(
-        np.searchsorted(
-            entry[:num_free], stop, side="right" if start == stop else "left"
-        )
-    )
-    return int(np.sum(branch.member("fBasketBytes")[lo : max(hi, lo)], dtype=np.int64))
-
-
-def proposed_basket_bytes(
-    factory: Any, branches: list[str], start: int, stop: int
-) -> dict[str, int | None] | None:
-    """Drop-in for ``coffea_sizing.decorator._basket_bytes`` (same signature)."""
-    from coffea_sizing.decorator import _tree_of
-
-    tree = _tree_of(factory)
-    if tree is None:
-        return None
-    preloaded = getattr(getattr(factory, "_mapping", None), "preloaded_arrays", None)
-    result: dict[str, int | None] = {}
-    for name in branches:
-        if preloaded and name in preloaded:
-            result[name] = 0
-            continue
-        try:
-            result[name] = free_basket_bytes(tree[name], start, stop)
-        except Exception:  # noqa: BLE001 - as the original: not a TBranch
-            result[name] = None
-    return result
-
-
-def current_basket_bytes_of_tree(
+# ======================================== column_bytes: before (kept) and after
+def previous_basket_bytes_of_tree(
     tree: Any, branches: Sequence[str], start: int, stop: int
 ) -> dict[str, int]:
-    """What ``decorator._basket_bytes`` computes, given the tree (package code)."""
+    """What ``decorator._basket_bytes`` computed before, given the tree."""
     from coffea_sizing.predict import _basket_ranges, _branch_layout
 
     starts = np.asarray([start], dtype=np.int64)
@@ -141,46 +98,75 @@ def section_basket_bytes(path: str, events: int, chunksize: int) -> dict[str, An
     import uproot
 
     from coffea_sizing.datasets import ttbar_path
+    from coffea_sizing.probe import basket_bytes
 
     tree = uproot.open(path)["Events"]
     edges = [*range(0, events, chunksize), events]
     ranges = list(itertools.pairwise(edges))
     odd = [(5, 17), (events - 1, events), (0, events), (300, 300), (events, events)]
     for start, stop in ranges + odd:
-        current = current_basket_bytes_of_tree(tree, SWEEP_COLUMNS, start, stop)
-        proposed = {n: free_basket_bytes(tree[n], start, stop) for n in SWEEP_COLUMNS}
-        assert current == proposed, (start, stop, current, proposed)
+        before = previous_basket_bytes_of_tree(tree, SWEEP_COLUMNS, start, stop)
+        after = {n: basket_bytes(tree[n], start, stop) for n in SWEEP_COLUMNS}
+        assert before == after, (start, stop, before, after)
     ttbar = uproot.open(ttbar_path())["Events"]  # embedded baskets only: all 0
     names = ["Jet_pt", "nJet", "MET_pt"]
     for start, stop in [(0, 100), (100, 200), (0, 200)]:
-        current = current_basket_bytes_of_tree(ttbar, names, start, stop)
-        assert current == {n: free_basket_bytes(ttbar[n], start, stop) for n in names}
+        before = previous_basket_bytes_of_tree(ttbar, names, start, stop)
+        assert before == {n: basket_bytes(ttbar[n], start, stop) for n in names}
     start, stop = ranges[len(ranges) // 2]
-    now = _timeit(
-        lambda: current_basket_bytes_of_tree(tree, SWEEP_COLUMNS, start, stop), 300
+    old = _timeit(
+        lambda: previous_basket_bytes_of_tree(tree, SWEEP_COLUMNS, start, stop), 300
     )
     new = _timeit(
-        lambda: {n: free_basket_bytes(tree[n], start, stop) for n in SWEEP_COLUMNS}, 300
+        lambda: {n: basket_bytes(tree[n], start, stop) for n in SWEEP_COLUMNS}, 300
     )
     count_branch = _timeit(lambda: tree["Jet_pt"].count_branch, 1000)
     return {
         "branches": len(SWEEP_COLUMNS),
         "checked_ranges": len(ranges) + len(odd) + 3,
-        "current_seconds_per_chunk": now,
-        "proposed_seconds_per_chunk": new,
-        "speedup": now / new,
+        "before_seconds_per_chunk": old,
+        "after_seconds_per_chunk": new,
+        "speedup": old / new,
         "count_branch_seconds_per_call": count_branch,
     }
 
 
 # ====================================================== end to end, on a cluster
-def install_proposed() -> bool:
-    """On a worker: swap ``decorator._basket_bytes`` for the proposal."""
+def previous_basket_bytes(
+    factory: Any, branches: list[str], start: int, stop: int
+) -> dict[str, int | None] | None:
+    """``decorator._basket_bytes`` as it was (same signature, the old rule)."""
+    from coffea_sizing.decorator import _tree_of
+    from coffea_sizing.predict import _basket_ranges, _branch_layout
+
+    tree = _tree_of(factory)
+    if tree is None:
+        return None
+    preloaded = getattr(getattr(factory, "_mapping", None), "preloaded_arrays", None)
+    starts = np.asarray([start], dtype=np.int64)
+    stops = np.asarray([stop], dtype=np.int64)
+    result: dict[str, int | None] = {}
+    for name in branches:
+        if preloaded and name in preloaded:
+            result[name] = 0
+            continue
+        try:
+            layout = _branch_layout(tree[name])
+        except Exception:  # noqa: BLE001 - as it was: not a TBranch
+            result[name] = None
+            continue
+        lo, hi = _basket_ranges(layout, starts, stops)
+        result[name] = int(layout.cum_bytes[hi[0]] - layout.cum_bytes[lo[0]])
+    return result
+
+
+def install_previous() -> bool:
+    """On a worker: swap the old ``_basket_bytes`` in."""
     from coffea_sizing import decorator
 
     if not hasattr(decorator, "_bench_original_basket_bytes"):
         decorator._bench_original_basket_bytes = decorator._basket_bytes  # type: ignore[attr-defined]
-    decorator._basket_bytes = proposed_basket_bytes
+    decorator._basket_bytes = previous_basket_bytes
     return True
 
 
@@ -219,7 +205,7 @@ def section_end_to_end(
         )
         return list(report["sizing"])
 
-    samples: dict[str, list[dict[str, Any]]] = {"current": [], "proposed": []}
+    samples: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
     with (
         LocalCluster(
             n_workers=workers,
@@ -229,11 +215,13 @@ def section_end_to_end(
         ) as cluster,
         Client(cluster) as client,
     ):
+        client.run(install_previous)
         run(client)  # warm-up: imports (predict, pandas) on the workers
+        client.run(restore_current)
         for r in range(repeats):
-            order = ("current", "proposed") if r % 2 == 0 else ("proposed", "current")
+            order = ("before", "after") if r % 2 == 0 else ("after", "before")
             for name in order:
-                client.run(install_proposed if name == "proposed" else restore_current)
+                client.run(install_previous if name == "before" else restore_current)
                 recs = run(client)
                 columns_ok = all(rec.get("column_bytes") for rec in recs)
                 assert columns_ok, "column_bytes missing"
@@ -241,10 +229,8 @@ def section_end_to_end(
             print(f"   repeat {r + 1}/{repeats}", flush=True)
         client.run(restore_current)
     same = sorted(
-        json.dumps(r["column_bytes"], sort_keys=True) for r in samples["current"]
-    ) == sorted(
-        json.dumps(r["column_bytes"], sort_keys=True) for r in samples["proposed"]
-    )
+        json.dumps(r["column_bytes"], sort_keys=True) for r in samples["before"]
+    ) == sorted(json.dumps(r["column_bytes"], sort_keys=True) for r in samples["after"])
     out: dict[str, Any] = {"same_column_bytes": same}
     for name, recs in samples.items():
         dec = [r["processtime"] - r["process_walltime"] for r in recs]
@@ -262,12 +248,15 @@ def section_end_to_end(
 _IMPORT_PROBE = """
 import json, sys, time
 import coffea.processor, coffea.nanoevents, distributed, hist
-import coffea_sizing, coffea_sizing.compare
-had_pandas = "pandas" in sys.modules
+pandas_before = "pandas" in sys.modules
 t0 = time.perf_counter()
-import coffea_sizing.predict
-print(json.dumps({"seconds": time.perf_counter() - t0, "pandas_before": had_pandas,
-                  "pandas_after": "pandas" in sys.modules}))
+import coffea_sizing  # what unpickling a decorated processor imports on a worker
+t1 = time.perf_counter()
+after = {"seconds": t1 - t0, "predict": "coffea_sizing.predict" in sys.modules,
+         "pandas": "pandas" in sys.modules}
+import coffea_sizing.predict  # what the first decorated chunk imported before
+print(json.dumps({"pandas_before": pandas_before, "after": after,
+                  "predict_seconds": time.perf_counter() - t1}))
 """
 
 
@@ -282,10 +271,15 @@ def section_first_chunk(repeats: int) -> dict[str, Any]:
         )
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return {
-        "import_predict_seconds_median": statistics.median(r["seconds"] for r in runs),
-        "import_predict_seconds_all": [r["seconds"] for r in runs],
-        "pandas_loaded_before": runs[0]["pandas_before"],
-        "pandas_loaded_after": runs[0]["pandas_after"],
+        "before_import_predict_seconds_median": statistics.median(
+            r["predict_seconds"] for r in runs
+        ),
+        "after_import_package_seconds_median": statistics.median(
+            r["after"]["seconds"] for r in runs
+        ),
+        "after_predict_imported": any(r["after"]["predict"] for r in runs),
+        "pandas_loaded_by_coffea": runs[0]["pandas_before"],
+        "pandas_loaded_after_import": runs[0]["after"]["pandas"],
     }
 
 
@@ -346,33 +340,70 @@ def _synthetic_records(n: int) -> list[dict[str, Any]]:
 
 
 def section_assembly(n: int, repeats: int) -> dict[str, Any]:
+    """Transfer and assembly of ``n`` records, before and after the packed form.
+
+    Before: ``collect_run`` returned the full records (msgpack maps with the field
+    names and the identity) and the client turned tuples back into lists. After:
+    it returns one small map per chunk holding the packed record, and the client
+    unpacks each one and adds the identity from the chunk's ``WorkItem``
+    (``executor._assemble``). ``chunk_table`` is the same afterwards.
+    """
     import msgpack
+    from coffea.processor.executor import WorkItem
 
     from coffea_sizing import chunk_table
+    from coffea_sizing.executor import _assemble
+    from coffea_sizing.records import IDENTITY_FIELDS, pack_record
 
     records = _synthetic_records(n)
+    items = [
+        WorkItem(
+            rec["dataset"],
+            rec["filename"],
+            rec["treename"],
+            rec["entrystart"],
+            rec["entrystop"],
+            "0123456789abcdef",
+        )
+        for rec in records
+    ]
+    scheduler = ("key", "task_nbytes", "worker", "compute_start", "compute_stop")
+    client_side = {*IDENTITY_FIELDS, "key", "attempts", "task_nbytes"}
+    client_side |= {"compute_start", "compute_stop"}
+    joined = [
+        {
+            **{k: rec[k] for k in scheduler},
+            "attempts": rec["attempts"],
+            "record": pack_record(
+                {k: v for k, v in rec.items() if k not in client_side}
+            ),
+        }
+        for rec in records
+    ]
     # as many tracked objects as the benchmark's client + scheduler process holds
     ballast = [{"a": [i], "b": (i,)} for i in range(100_000)]
-    rows = msgpack.packb(records)
-    names = list(dict.fromkeys(k for rec in records for k in rec))
-    cols = msgpack.packb({k: [rec.get(k) for rec in records] for k in names})
+    before_wire = msgpack.packb(records)
+    after_wire = msgpack.packb(joined)
 
-    def unpack_rows() -> Any:
-        got = list(msgpack.unpackb(rows, use_list=False))
-        for rec in got:  # as SizingDaskExecutor._attach does
+    def before() -> Any:
+        got = list(msgpack.unpackb(before_wire, use_list=False))
+        for rec in got:  # as SizingDaskExecutor._attach did
             for k, v in rec.items():
                 if isinstance(v, tuple):
                     rec[k] = list(v)
         return got
 
-    def unpack_columns() -> Any:
-        got = msgpack.unpackb(cols)
-        keys = list(got)
+    def after() -> Any:
+        got = msgpack.unpackb(after_wire)
+        unreadable: list[str] = []
         return [
-            dict(zip(keys, row, strict=True)) for row in zip(*got.values(), strict=True)
+            _assemble(j, item, unreadable) for j, item in zip(got, items, strict=True)
         ]
 
-    assert unpack_columns() == unpack_rows()
+    old, new = before(), after()
+    assert len(old) == len(new) == n
+    for a, b in zip(old, new, strict=True):
+        assert {k: b[k] for k in a} == a, (a, b)
 
     def stats(fn: Callable[[], Any]) -> dict[str, float]:
         samples = []
@@ -384,11 +415,15 @@ def section_assembly(n: int, repeats: int) -> dict[str, Any]:
 
     result = {
         "records": n,
-        "transfer_bytes_rows": len(rows),
-        "transfer_bytes_columns": len(cols),
-        "unpack_rows": stats(unpack_rows),
-        "unpack_columns": stats(unpack_columns),
-        "chunk_table": stats(lambda: chunk_table(records)),
+        "before_transfer_bytes": len(before_wire),
+        "after_transfer_bytes": len(after_wire),
+        "before_record_bytes": statistics.median(
+            len(msgpack.packb(r)) for r in records
+        ),
+        "after_record_bytes": statistics.median(len(j["record"]) for j in joined),
+        "before_unpack": stats(before),
+        "after_unpack_and_assemble": stats(after),
+        "chunk_table": stats(lambda: chunk_table(new)),
         "tracked_objects": len(gc.get_objects()),
     }
     del ballast
@@ -410,42 +445,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     res: dict[str, Any] = {"events": events, "chunksize": chunksize}
 
-    print("1. column_bytes per chunk: decorator._basket_bytes against the proposal")
+    print("1. column_bytes per chunk: the old per-branch layout against basket_bytes")
     res["basket_bytes"] = b = section_basket_bytes(path, events, chunksize)
     print(
         f"   {b['branches']} branches, identical on {b['checked_ranges']} ranges: "
-        f"current {b['current_seconds_per_chunk'] * 1e3:.3f} ms, proposed "
-        f"{b['proposed_seconds_per_chunk'] * 1e3:.3f} ms per chunk "
+        f"before {b['before_seconds_per_chunk'] * 1e3:.3f} ms, after "
+        f"{b['after_seconds_per_chunk'] * 1e3:.3f} ms per chunk "
         f"({b['speedup']:.1f}x); TBranch.count_branch alone "
         f"{b['count_branch_seconds_per_call'] * 1e6:.0f} us per branch"
     )
     print(f"2. end to end, variant C, {repeats} alternating rounds")
     res["end_to_end"] = e = section_end_to_end(path, chunksize, repeats)
-    for name in ("current", "proposed"):
+    for name in ("before", "after"):
         x = e[name]
         print(
-            f"   {name:<9} decorator {x['decorator_median'] * 1e3:.3f} ms per chunk = "
+            f"   {name:<7} decorator {x['decorator_median'] * 1e3:.3f} ms per chunk = "
             f"{x['decorator_share'] * 100:.3f} % of the chunk walltime "
             f"({x['chunk_walltime_median'] * 1e3:.0f} ms, {x['chunks']} chunks)"
         )
     print(f"   same column_bytes: {e['same_column_bytes']}")
-    print("3. first decorated chunk on a fresh worker: import coffea_sizing.predict")
+    print("3. first decorated chunk on a fresh worker")
     res["first_chunk"] = f = section_first_chunk(3 if args.quick else 5)
     print(
-        f"   {f['import_predict_seconds_median'] * 1e3:.0f} ms (median); pandas "
-        f"loaded before: {f['pandas_loaded_before']}, after: {f['pandas_loaded_after']}"
+        f"   before: import coffea_sizing.predict "
+        f"{f['before_import_predict_seconds_median'] * 1e3:.0f} ms (median); after: "
+        f"import coffea_sizing {f['after_import_package_seconds_median'] * 1e3:.0f} "
+        f"ms, predict imported: {f['after_predict_imported']}; pandas already loaded "
+        f"by coffea: {f['pandas_loaded_by_coffea']}"
     )
     n = 2_000 if args.quick else 10_000
-    print(f"4. report assembly, {n:,} records, {repeats + 2} repeats")
+    print(f"4. records on the wire and report assembly, {n:,} records")
     res["assembly"] = a = section_assembly(n, repeats + 2)
     print(
-        f"   transfer {a['transfer_bytes_rows'] / 1e6:.2f} MB as records, "
-        f"{a['transfer_bytes_columns'] / 1e6:.2f} MB as columns; unpack "
-        f"{a['unpack_rows']['median'] * 1e3:.0f} ms against "
-        f"{a['unpack_columns']['median'] * 1e3:.0f} ms (rebuilding the records)"
+        f"   one record: before {a['before_record_bytes']:.0f} B, after "
+        f"{a['after_record_bytes']:.0f} B packed; collect_run transfer "
+        f"{a['before_transfer_bytes'] / 1e6:.2f} MB before, "
+        f"{a['after_transfer_bytes'] / 1e6:.2f} MB after"
     )
     print(
-        f"   chunk_table {a['chunk_table']['median'] * 1e3:.0f} ms (max "
+        f"   client: unpack {a['before_unpack']['median'] * 1e3:.0f} ms before, "
+        f"unpack and assemble {a['after_unpack_and_assemble']['median'] * 1e3:.0f} "
+        f"ms after; chunk_table {a['chunk_table']['median'] * 1e3:.0f} ms (max "
         f"{a['chunk_table']['max'] * 1e3:.0f} ms) with "
         f"{a['tracked_objects']:,} objects tracked by the GC"
     )
