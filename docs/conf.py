@@ -49,6 +49,9 @@ DOCS = Path(__file__).resolve().parent
 # warnings still reach stderr and still fail the build.
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
 sys.path.insert(0, str(DOCS / "_ext"))
+# pages that read files of the repository (the benchmark results) find it here: they
+# are executed in a temporary directory
+os.environ["COFFEA_SIZING_DOCS_ROOT"] = str(DOCS.parent)
 
 # -- project -----------------------------------------------------------------------
 project = "coffea-sizing"
