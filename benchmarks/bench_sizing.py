@@ -83,9 +83,14 @@ TARGETS: dict[str, float] = {
 #: (label, executor, decorated processor)
 VARIANTS: tuple[tuple[str, str, bool], ...] = (
     ("A", "DaskExecutor", False),
+    ("A2", "DaskExecutor again: the noise floor", False),
     ("B", "SizingDaskExecutor", False),
     ("C", "SizingDaskExecutor + @track_sizes", True),
 )
+#: The variants that run plain coffea (A2 is A again, to show the noise floor).
+PLAIN = ("A", "A2")
+#: The variants that measure.
+SIZED = ("B", "C")
 #: What the scheduler must hold after a run.
 CLEAN_STATE = {"registered": True, "runs": [], "topic_events": 0}
 #: Branches of the scale file (Jet_pt is read; nJet comes with it).
@@ -247,7 +252,7 @@ def run_once(
 ) -> dict[str, Any]:
     """One ``Runner`` call of variant ``label``: wall time, coffea's report."""
     _, _, decorated = next(v for v in VARIANTS if v[0] == label)
-    if label == "A":
+    if label in PLAIN:
         executor: Any = processor.DaskExecutor(client=client, status=False)
     else:
         executor = SizingDaskExecutor(client=client, status=False)
@@ -454,7 +459,7 @@ def bench_overhead(client: Any, cfg: Config) -> dict[str, Any]:
         for position, label in enumerate(order):
             res = one(label)
             res.update(repeat=r, position=position)
-            if label != "A":
+            if label not in PLAIN:
                 states.append(check_state(client))
             runs.append(res)
             line.append(f"{label} {res['wall']:.2f} s")
@@ -477,7 +482,7 @@ def bench_overhead(client: Any, cfg: Config) -> dict[str, Any]:
 
     # ---- the instrumentation's own time per chunk, timed inside the task
     instrumentation: dict[str, Any] = {}
-    for lab in labels[1:]:
+    for lab in SIZED:
         recs = [rec for x in runs if x["variant"] == lab for rec in _records(x)]
         chunk_wall = _median(rec["walltime"] for rec in recs)
         measuring = _median(rec["sizing_overhead"] for rec in recs)
@@ -515,7 +520,7 @@ def bench_overhead(client: Any, cfg: Config) -> dict[str, Any]:
     trips = round_trips(client)
     wall_a = statistics.median(walls["A"])
     per_worker = math.ceil(runs[0]["chunks"] / cfg.workers)
-    for lab in labels[1:]:
+    for lab in SIZED:
         inst = instrumentation[lab]
         inst["round_trips_per_run"] = trips
         inst["estimated_wall_ratio"] = (
@@ -535,13 +540,13 @@ def bench_overhead(client: Any, cfg: Config) -> dict[str, Any]:
             "input_mb_per_s": _median(x["bytesread"] / x["wall"] / 1e6 for x in mine),
             "output_compressed_mb_per_s": (
                 None
-                if lab == "A"
+                if lab in PLAIN
                 else _median(
                     b / x["wall"] / 1e6 for b, x in zip(out_bytes, mine, strict=True)
                 )
             ),
             "bytesread_per_run": mine[0]["bytesread"],
-            "output_compressed_bytes_per_run": None if lab == "A" else out_bytes[0],
+            "output_compressed_bytes_per_run": None if lab in PLAIN else out_bytes[0],
         }
 
     return {
@@ -582,7 +587,7 @@ def bench_sweep_throughput(client: Any, cfg: Config) -> dict[str, Any]:
 
     path = cached_nanoaod(cfg.cache_dir, cfg.events, cfg.events_per_basket)
     fileset = {"generated": [path]}
-    labels = [v[0] for v in VARIANTS]
+    labels = ["A", *SIZED]
     counts = [n for n in (1, 2, 3, 5, 10) if n <= len(SWEEP_BRANCHES)]
     print(
         f"3. sweep throughput: {len(counts)} branch counts x {cfg.sweep_repeats} "
@@ -944,9 +949,18 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     scale = results.get("scale")
     rows = scale["rows"] if scale else []
     if over:
+        floor = over["ratios"].get("A2/A")
+        note = (
+            ""
+            if floor is None
+            else f" (noise floor: A again / A = {floor['median']:.3f}, 95 % interval "
+            f"{floor['median_95_interval'][0]:.3f}-{floor['median_95_interval'][1]:.3f})"
+        )
         for key, ratio in over["ratios"].items():
+            if key.split("/")[0] in PLAIN:
+                continue
             add(
-                f"median wall ratio {key}",
+                f"median wall ratio {key}{note}",
                 ratio["median"],
                 TARGETS["wall_ratio"],
                 "ratio",
@@ -1047,13 +1061,16 @@ def format_report(results: dict[str, Any]) -> str:
         w(
             f"1. Overhead: {over['events']:,} events, chunksize {over['chunksize']:,} "
             f"({over['chunks_per_run']} chunks), BranchSweepProcessor(10), "
-            f"{len(over['ratios']['B/A']['all'])} rotated A/B/C rounds after a warm-up"
+            f"{len(over['ratios']['B/A']['all'])} rotated rounds of "
+            f"{'/'.join(over['wall'])} after a warm-up"
         )
         w(
             f"   {'variant':<40}{'wall: median':>13}{'min-max':>14}"
             f"{'CPU: median':>14}{'min-max':>14}"
         )
         for lab, name, _ in VARIANTS:
+            if lab not in over["wall"]:
+                continue
             wall, cpu = over["wall"][lab], over["cpu"][lab]
             w(
                 f"   {lab} {name:<38}{wall['median']:>11.2f} s"
@@ -1157,6 +1174,8 @@ def format_report(results: dict[str, Any]) -> str:
         w("3. Throughput (part 1's runs)")
         w(f"   {'variant':<40}{'events/s':>12}{'input MB/s':>12}{'output MB/s':>13}")
         for lab, name, _ in VARIANTS:
+            if lab not in over["throughput"]:
+                continue
             tp = over["throughput"][lab]
             outp = tp["output_compressed_mb_per_s"]
             w(

@@ -22,6 +22,7 @@ package.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -311,14 +312,16 @@ def unpack_record(packed: bytes) -> dict[str, Any]:
             "the client and the workers."
         )
     _, mask, values, extras = data
-    names = [name for i, name in enumerate(WIRE_FIELDS) if mask >> i & 1]
     if (
         not isinstance(mask, int)
+        or mask < 0
         or mask >> len(WIRE_FIELDS)
         or not isinstance(values, list)
-        or len(names) != len(values)
         or not isinstance(extras, dict)
     ):
+        raise WireFormatError("a malformed packed chunk record")
+    names = _names_of(mask)
+    if len(names) != len(values):
         raise WireFormatError("a malformed packed chunk record")
     record = dict(zip(names, values, strict=True))
     if "columns_read" in record:
@@ -338,11 +341,19 @@ def unpack_record(packed: bytes) -> dict[str, Any]:
         ):
             raise WireFormatError("column_bytes packed without its columns_read")
         record["column_bytes"] = dict(zip(read, column_bytes, strict=True))
+    if not extras:
+        return record  # already in WIRE_FIELDS order
     record.update(extras)
     # wire fields in WIRE_FIELDS order, wherever they travelled; then the others
     ordered = {name: record.pop(name) for name in WIRE_FIELDS if name in record}
     ordered.update(record)
     return ordered
+
+
+@functools.lru_cache(maxsize=256)
+def _names_of(mask: int) -> tuple[str, ...]:
+    """The fields a mask says are present (few masks occur: they are cached)."""
+    return tuple(name for i, name in enumerate(WIRE_FIELDS) if mask >> i & 1)
 
 
 def _records_from(obj: Any, key: str) -> list[Mapping[str, Any]]:
