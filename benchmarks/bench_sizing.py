@@ -3,29 +3,32 @@
 
 Usage::
 
-    python benchmarks/bench_sizing.py            # the issue's sizes (3-6 minutes)
+    python benchmarks/bench_sizing.py            # the issue's sizes (4-7 minutes)
     python benchmarks/bench_sizing.py --quick    # smoke run, well under a minute
     python benchmarks/bench_sizing.py --out results.json --repeats 9
 
 Three parts, one ``LocalCluster(n_workers=2, threads_per_worker=1)`` shared by all:
 
-1. *Overhead*: the wall time of ``Runner(...)`` for three variants on the same
+1. *Overhead*: the wall time of ``Runner(...)`` for four variants on the same
    generated NanoAOD-like file (1,000,000 events, chunksize 100,000, the 10-branch
    :class:`~coffea_sizing.compare.BranchSweepProcessor`):
 
    A. ``DaskExecutor`` (plain coffea),
+   A2. A again: its ratio to A is the noise floor of the machine,
    B. :class:`~coffea_sizing.SizingDaskExecutor`,
    C. :class:`~coffea_sizing.SizingDaskExecutor` with the processor decorated by
       :func:`~coffea_sizing.track_sizes`,
 
-   after one warm-up run of each, in rotated order (ABC, BCA, CAB, ...) for every
-   repeat; B/A and C/A are paired within a repeat. Also the instrumentation's own
+   after one warm-up run of each, in rotated order for every repeat; A2/A, B/A and
+   C/A are paired within a repeat. Every run starts from an empty scheduler. Also
+   the instrumentation's own
    time per chunk, timed inside the task.
 2. *Scale of the report*: runs of 100 / 1,000 / 10,000 small chunks of a small
    generated file: the time to fetch the records (``collect_seconds``) and to build
    :func:`~coffea_sizing.chunk_table`, the serialized size of a record, and what the
    scheduler plugin holds during the run (polled), at its end, and after it.
-3. *Throughput*: events/s and MB/s of part 1's runs, with and without sizing.
+3. *Throughput*: events/s and MB/s of part 1's runs, with and without sizing, and
+   of the branch sweep (1, 2, 3, 5, 10 branches) on the same file.
 
 Then PASS/FAIL against the targets of the issue (see :data:`TARGETS`). It is not a
 test: the exit status is 0 whatever the verdicts, unless ``--strict`` is given.
@@ -132,7 +135,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--chunksize", type=int, help="overhead chunksize (default events / 10)"
     )
     parser.add_argument(
-        "--repeats", type=int, help="counted A/B/C rounds (default 7, quick 3)"
+        "--repeats", type=int, help="counted rounds (default 21, quick 3)"
     )
     parser.add_argument(
         "--scale-chunks",
@@ -176,7 +179,7 @@ def make_config(args: argparse.Namespace) -> Config:
         events_per_basket=min(10_000, max(1, chunksize // 10)),
         chunksize=chunksize,
         num_branches=10,
-        repeats=args.repeats or (3 if args.quick else 7),
+        repeats=args.repeats or (3 if args.quick else 21),
         scale_chunks=scale,
         scale_events=scale_events,
         scale_events_per_basket=100,
@@ -261,6 +264,7 @@ def run_once(
     )
     proc = make_processor(decorated)
     calls: list[dict[str, Any]] = []
+    wait_until_forgotten(client)
     gc.collect()
     cpu0 = sum(client.run(process_cpu).values()) + time.process_time()
     with spy_collect(calls):
@@ -279,6 +283,26 @@ def run_once(
         "chunks": int(report["chunks"]),
         "report": report,
     }
+
+
+def _scheduler_task_count(dask_scheduler: Any) -> int:
+    return len(dask_scheduler.tasks)
+
+
+def wait_until_forgotten(client: Any, timeout: float = 10.0) -> None:
+    """Wait until the scheduler holds no task of an earlier run.
+
+    Right after a run the scheduler still holds its tasks for a moment (the final
+    reductions in memory). ``DaskExecutor`` names its tasks by their content, so
+    the same run started at once would find its final result already computed
+    (A again right after A ran in 0.92 of A's time); coffea-sizing's per-run keys
+    never match. Every run starts from an empty scheduler instead.
+    """
+    deadline = time.monotonic() + timeout
+    while (
+        client.run_on_scheduler(_scheduler_task_count) and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
 
 
 def process_cpu() -> float:
