@@ -68,7 +68,7 @@ import coffea_sizing
 from coffea_sizing import SizingDaskExecutor, chunk_table, track_sizes
 from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
 from coffea_sizing.plugin import scheduler_state
-from coffea_sizing.records import IDENTITY_FIELDS, pack_record
+from coffea_sizing.records import CLIENT_FIELDS, pack_record
 
 # Workers cannot import this file: ship what it defines by value (as a notebook's).
 if __name__ != "__main__" and __name__ in sys.modules:
@@ -401,22 +401,9 @@ def _minmax(values: Sequence[float]) -> list[float]:
     return [min(values), max(values)] if values else []
 
 
-#: What the client adds to a chunk record: not in the record the worker packs.
-_CLIENT_FIELDS = frozenset(
-    (
-        *IDENTITY_FIELDS,
-        "key",
-        "attempts",
-        "task_nbytes",
-        "compute_start",
-        "compute_stop",
-    )
-)
-
-
 def wire_part(record: dict[str, Any]) -> dict[str, Any]:
     """The part of a report record the worker packed (``pack_record``)."""
-    return {k: v for k, v in record.items() if k not in _CLIENT_FIELDS}
+    return {k: v for k, v in record.items() if k not in CLIENT_FIELDS}
 
 
 def record_sizes(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -1269,21 +1256,16 @@ def _git_commit() -> str | None:
     import subprocess
 
     root = pathlib.Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+" if dirty else "")

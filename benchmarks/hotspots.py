@@ -353,7 +353,7 @@ def section_assembly(n: int, repeats: int) -> dict[str, Any]:
 
     from coffea_sizing import chunk_table
     from coffea_sizing.executor import _assemble
-    from coffea_sizing.records import IDENTITY_FIELDS, pack_record
+    from coffea_sizing.records import CLIENT_FIELDS, pack_record
 
     records = _synthetic_records(n)
     items = [
@@ -368,8 +368,7 @@ def section_assembly(n: int, repeats: int) -> dict[str, Any]:
         for rec in records
     ]
     scheduler = ("key", "task_nbytes", "worker", "compute_start", "compute_stop")
-    client_side = {*IDENTITY_FIELDS, "key", "attempts", "task_nbytes"}
-    client_side |= {"compute_start", "compute_stop"}
+    client_side = set(CLIENT_FIELDS)
     joined = [
         {
             **{k: rec[k] for k in scheduler},

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHUNK_FIELDS",
+    "CLIENT_FIELDS",
     "IDENTITY_FIELDS",
     "MERGE_FIELDS",
     "OUTPUT_KEY",
@@ -140,29 +142,28 @@ IDENTITY_FIELDS: tuple[str, ...] = (
     "entrystart",
     "entrystop",
 )
-#: Version of the packed form; bumped whenever :data:`WIRE_FIELDS` changes.
+#: What the client fills in: the chunk's identity (from the task's work item) and
+#: what the scheduler saw. A worker does not send these.
+CLIENT_FIELDS: tuple[str, ...] = (
+    *IDENTITY_FIELDS,
+    "key",
+    "attempts",
+    "task_nbytes",
+    "compute_start",
+    "compute_stop",
+)
+#: Version of the packed form (its structure; the fields are checked by a hash).
 WIRE_VERSION = 1
-#: The fields a packed record carries by position, in this order. Any other field
-#: of a record travels by name; the identity (:data:`IDENTITY_FIELDS`) and what the
-#: scheduler adds (``key``, ``attempts``, ``task_nbytes``, ``compute_start``,
-#: ``compute_stop``) are normally not in the record the worker packs.
+#: The fields a packed record carries by position, in this order: the chunk fields a
+#: worker measures, then those of ``@track_sizes``. Any other field of a record
+#: travels by name.
 WIRE_FIELDS: tuple[str, ...] = (
-    "entries",
-    "skipped",
-    "bytesread",
-    "columns",
-    "processtime",
-    "walltime",
-    "cputime",
-    "output_pickled_bytes",
-    "output_compressed_bytes",
-    "worker",
-    "mem_peak_bytes",
-    "mem_usage_bytes",
-    "mem_shared",
-    "sizing_overhead",
+    *(name for name in CHUNK_FIELDS if name not in CLIENT_FIELDS),
     *TRACKED_FIELDS,
 )
+#: A hash of :data:`WIRE_FIELDS`, sent with every record: a worker and a client whose
+#: field lists differ (two versions of coffea-sizing) notice it.
+_LAYOUT = zlib.crc32(",".join(WIRE_FIELDS).encode()) & 0xFFFF
 _WIRE_INDEX = {name: i for i, name in enumerate(WIRE_FIELDS)}
 #: ``columns_read`` packed as this value: the same list as ``columns``.
 _SAME_AS_COLUMNS = True
@@ -208,7 +209,7 @@ def pack_record(record: Mapping[str, Any]) -> bytes:
     True
     >>> import msgpack
     >>> len(packed), len(msgpack.packb(rec))
-    (44, 113)
+    (47, 113)
     """
     mask = 0
     values: list[Any] = []
@@ -227,7 +228,9 @@ def pack_record(record: Mapping[str, Any]) -> bytes:
         if name not in _WIRE_INDEX:
             extras[str(name)] = value
     try:
-        return msgpack.packb([WIRE_VERSION, mask, values, extras], use_bin_type=True)
+        return msgpack.packb(
+            [WIRE_VERSION, _LAYOUT, mask, values, extras], use_bin_type=True
+        )
     except (TypeError, ValueError, OverflowError) as err:
         bad = sorted(name for name, value in record.items() if not _msgpackable(value))
         raise TypeError(
@@ -304,14 +307,20 @@ def unpack_record(packed: bytes) -> dict[str, Any]:
         data = msgpack.unpackb(packed, raw=False, use_list=True, strict_map_key=False)
     except Exception as err:
         raise WireFormatError(f"not a packed chunk record: {err}") from err
-    if not isinstance(data, list) or len(data) != 4 or data[0] != WIRE_VERSION:
+    if not isinstance(data, list) or len(data) != 5 or data[0] != WIRE_VERSION:
         version = data[0] if isinstance(data, list) and data else None
         raise WireFormatError(
             f"a chunk record packed in wire format {version!r}; this coffea-sizing "
             f"reads format {WIRE_VERSION}. Install the same coffea-sizing version on "
             "the client and the workers."
         )
-    _, mask, values, extras = data
+    _, layout, mask, values, extras = data
+    if layout != _LAYOUT:
+        raise WireFormatError(
+            f"a chunk record packed with other fields (layout {layout!r}, here "
+            f"{_LAYOUT}): the worker runs another version of coffea-sizing. Install "
+            "the same coffea-sizing version on the client and the workers."
+        )
     if (
         not isinstance(mask, int)
         or mask < 0

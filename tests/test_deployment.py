@@ -14,7 +14,7 @@ import pytest
 
 from coffea_sizing.plugin import scheduler_state
 
-from test_executor import check_invariants, run
+from test_executor import CLEAN_STATE, check_invariants, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.executor]
 
@@ -95,8 +95,4 @@ def test_separate_processes(
     assert workers <= set(remote_client.scheduler_info()["workers"])
     _, again = run(remote_client, {"ttbar": [ttbar_file]}, chunksize=50)
     check_invariants(again)
-    assert scheduler_state(remote_client) == {
-        "registered": True,
-        "runs": [],
-        "topic_events": 0,
-    }
+    assert scheduler_state(remote_client) == CLEAN_STATE

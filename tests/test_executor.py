@@ -26,6 +26,10 @@ from conftest import JetProcessor
 pytestmark = pytest.mark.executor
 
 
+#: What the scheduler holds after any run, whatever happened in it.
+CLEAN_STATE = {"registered": True, "runs": [], "topic_events": 0}
+
+
 def run(
     client: Any,
     fileset: dict[str, list[str]],
@@ -147,7 +151,7 @@ def test_nothing_left_on_scheduler_and_runs_do_not_mix(
         r["key"] for r in second["sizing"]
     }
     state = scheduler_state(client)
-    assert state == {"registered": True, "runs": [], "topic_events": 0}
+    assert state == CLEAN_STATE
 
 
 def test_two_executors_on_one_client_concurrently(
@@ -305,11 +309,7 @@ def test_workers_of_another_wire_format_are_named(client: Any, ttbar_file: str) 
         assert r["task_nbytes"] > 0
         assert r["attempts"] == 1
         assert r["bytesread"] is None  # the worker's part could not be read
-    assert scheduler_state(client) == {
-        "registered": True,
-        "runs": [],
-        "topic_events": 0,
-    }
+    assert scheduler_state(client) == CLEAN_STATE
     # and the next run, on agreeing workers, is whole again
     _, report = run(client, {"ttbar": [ttbar_file]}, chunksize=50)
     check_invariants(report)

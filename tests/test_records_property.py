@@ -24,6 +24,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from coffea_sizing import CHUNK_FIELDS, MERGE_FIELDS, chunk_table, merge_table
 from coffea_sizing.records import (
+    _LAYOUT,
     IDENTITY_FIELDS,
     OUTPUT_KEY,
     REPORT_KEY,
@@ -272,11 +273,16 @@ def test_packing_drops_what_the_client_knows() -> None:
     ("packed", "match"),
     [
         (
-            msgpack.packb([WIRE_VERSION + 1, 0, [], {}]),
+            msgpack.packb([WIRE_VERSION + 1, _LAYOUT, 0, [], {}]),
             "wire format 2; .* reads format 1",
         ),
+        (
+            msgpack.packb([WIRE_VERSION, _LAYOUT ^ 1, 0, [], {}]),
+            "packed with other fields .* another version",
+        ),
         (b"\xc1", "not a packed chunk record"),
-        (msgpack.packb([WIRE_VERSION, 1, [1, 2], {}]), "malformed"),
+        (msgpack.packb([WIRE_VERSION, _LAYOUT, 1, [1, 2], {}]), "malformed"),
+        (msgpack.packb([WIRE_VERSION, _LAYOUT, "1", [1], {}]), "malformed"),
         (msgpack.packb({"bytesread": 1}), "wire format None"),
         ({"bytesread": 1}, "got dict .* another version of coffea-sizing"),
     ],

@@ -14,7 +14,7 @@ from coffea_sizing import chunk_table
 from coffea_sizing.plugin import scheduler_state
 
 from conftest import JetProcessor
-from test_executor import check_invariants, run
+from test_executor import CLEAN_STATE, check_invariants, run
 
 pytestmark = [pytest.mark.executor, pytest.mark.slow]
 
@@ -93,11 +93,7 @@ def test_failing_chunk_then_clean_run(client: Any, ttbar_file: str) -> None:
         chain.append(err)
         err = err.__cause__ or err.__context__
     assert "analysis bug at entry 100" in " ".join(map(str, chain))
-    assert scheduler_state(client) == {
-        "registered": True,
-        "runs": [],
-        "topic_events": 0,
-    }
+    assert scheduler_state(client) == CLEAN_STATE
     _, report = run(client, {"ttbar": [ttbar_file]}, chunksize=50)
     check_invariants(report)
     assert len(report["sizing"]) == 4
