@@ -152,7 +152,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--sweep-repeats",
         type=int,
-        help="rounds of the branch sweep's throughput runs (default 3)",
+        help="rounds of the branch sweep's throughput runs (default 5, quick 1)",
     )
     parser.add_argument(
         "--skip-sweep", action="store_true", help="skip the branch sweep's throughput"
@@ -188,7 +188,7 @@ def make_config(args: argparse.Namespace) -> Config:
         cache_dir=str(args.cache_dir or _default_cache_dir()),
         sweep_repeats=0
         if args.skip_sweep
-        else (args.sweep_repeats or (1 if args.quick else 3)),
+        else (args.sweep_repeats or (1 if args.quick else 5)),
     )
 
 
@@ -623,6 +623,7 @@ def bench_sweep_throughput(client: Any, cfg: Config) -> dict[str, Any]:
                     rec.get("output_compressed_bytes") or 0 for rec in _records(res)
                 )
                 res.pop("report")
+                res["round"] = r
                 runs.append(res)
         shipped = _median(x["out_bytes"] for x in runs if x["variant"] == "B")
         row: dict[str, Any] = {"branches": n}
@@ -641,13 +642,26 @@ def bench_sweep_throughput(client: Any, cfg: Config) -> dict[str, Any]:
                 "bytesread_per_run": mine[0]["bytesread"],
             }
         row["output_compressed_bytes_per_run"] = shipped
+        wall = {(x["round"], x["variant"]): x["wall"] for x in runs}
+        for lab in SIZED:  # paired within a round, as in part 1
+            paired = [wall[r, lab] / wall[r, "A"] for r in range(cfg.sweep_repeats)]
+            row[f"{lab}/A"] = {
+                "median": _median(paired),
+                "minmax": _minmax(paired),
+                "all": paired,
+            }
         rows.append(row)
         print(
             f"   {n:>2} branches: events/s "
             + ", ".join(f"{lab} {row[lab]['events_per_s']:,.0f}" for lab in labels),
             flush=True,
         )
-    return {"file": path, "chunksize": cfg.chunksize, "rows": rows}
+    return {
+        "file": path,
+        "chunksize": cfg.chunksize,
+        "repeats": cfg.sweep_repeats,
+        "rows": rows,
+    }
 
 
 # ============================================================== part 2: scale
@@ -1203,21 +1217,24 @@ def format_report(results: dict[str, Any]) -> str:
         w("")
         w(
             f"   The branch sweep on the same file (chunksize {sweep['chunksize']:,}), "
-            "medians of the rounds; A ships the payloads B measured"
+            f"medians of {sweep.get('repeats', cfg.get('sweep_repeats', '?'))} rounds (few: for orientation, the "
+            "ratios of part 1 are the measurement); A ships the payloads B measured"
         )
         w(
             f"   {'branches':>8}  {'events/s A':>11}{'B':>11}{'C':>11}"
-            f"{'C/A':>7}  {'input MB/s A':>13}{'B':>7}{'C':>7}"
-            f"  {'output MB/s A':>14}{'B':>8}{'C':>8}"
+            f"  {'wall C/A: median':>16}{'min-max':>12}  {'input MB/s A':>13}{'C':>7}"
+            f"  {'output MB/s A':>14}{'C':>8}"
         )
         for row in sweep["rows"]:
             ev = [row[lab]["events_per_s"] for lab in ("A", "B", "C")]
-            mb_in = [row[lab]["input_mb_per_s"] for lab in ("A", "B", "C")]
-            mb_out = [row[lab]["output_compressed_mb_per_s"] for lab in ("A", "B", "C")]
+            ca = row.get("C/A") or {"median": ev[0] / ev[2], "minmax": [0.0, 0.0]}
+            lo, hi = ca["minmax"] or [0.0, 0.0]
             w(
                 f"   {row['branches']:>8}  {ev[0]:>11,.0f}{ev[1]:>11,.0f}{ev[2]:>11,.0f}"
-                f"{ev[2] / ev[0]:>7.3f}  {mb_in[0]:>13.1f}{mb_in[1]:>7.1f}{mb_in[2]:>7.1f}"
-                f"  {mb_out[0]:>14.4f}{mb_out[1]:>8.4f}{mb_out[2]:>8.4f}"
+                f"  {ca['median']:>16.3f}{lo:>7.2f}-{hi:<4.2f}"
+                f"  {row['A']['input_mb_per_s']:>13.1f}{row['C']['input_mb_per_s']:>7.1f}"
+                f"  {row['A']['output_compressed_mb_per_s']:>14.4f}"
+                f"{row['C']['output_compressed_mb_per_s']:>8.4f}"
             )
     w("")
     w("Targets")
