@@ -959,16 +959,26 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     """PASS/FAIL of each target."""
     verdicts: list[dict[str, Any]] = []
 
-    def add(name: str, value: float | None, limit: float, unit: str) -> None:
-        verdicts.append(
-            {
-                "target": name,
-                "value": value,
-                "limit": limit,
-                "unit": unit,
-                "pass": value is not None and value <= limit,
-            }
-        )
+    def add(
+        name: str,
+        value: float | None,
+        limit: float,
+        unit: str,
+        interval: Sequence[float] | None = None,
+    ) -> None:
+        verdict = {
+            "target": name,
+            "value": value,
+            "limit": limit,
+            "unit": unit,
+            "pass": value is not None and value <= limit,
+        }
+        if interval is not None:
+            # a median from noisy runs: say whether this run can tell at all
+            lo, hi = interval
+            verdict["interval"] = [lo, hi]
+            verdict["conclusive"] = not lo <= limit <= hi
+        verdicts.append(verdict)
 
     over = results.get("overhead")
     scale = results.get("scale")
@@ -989,6 +999,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
                 ratio["median"],
                 TARGETS["wall_ratio"],
                 "ratio",
+                ratio["median_95_interval"],
             )
         for lab, inst in over["instrumentation"].items():
             add(
@@ -1242,6 +1253,12 @@ def format_report(results: dict[str, Any]) -> str:
         w(
             f"  {'PASS' if v['pass'] else 'FAIL'}  {v['target']}: "
             f"{_fmt(v['value'], v['unit'])} (<= {_fmt(v['limit'], v['unit'])})"
+            + (
+                ""
+                if "interval" not in v
+                else f", 95 % interval {v['interval'][0]:.3f}-{v['interval'][1]:.3f}"
+                + ("" if v["conclusive"] else ": holds the limit, this run cannot tell")
+            )
         )
     return "\n".join(out)
 
