@@ -174,7 +174,7 @@ class _SizingTask:
         record.update(context.fields)
         if out is None:  # skipbadfiles swallowed an error for this chunk
             record["skipped"] = True
-            _send(record, t0 - probe_cost, workitem)
+            _send(record, t0 - probe_cost)
             return None
         metrics = out.get("metrics") if isinstance(out, dict) else None
         if isinstance(metrics, dict):
@@ -203,8 +203,12 @@ class _SizingTask:
             record["output_compressed_bytes"] = len(payload)
         else:
             payload = out
-        _send(record, time.perf_counter() - measuring, workitem)
+        _send(record, time.perf_counter() - measuring)
         return payload
+
+
+#: Field of a packed record that says why the worker could not send the record.
+SIZING_ERROR = "sizing_error"
 
 
 def _base_record() -> dict[str, Any]:
@@ -238,9 +242,14 @@ def _assemble(
     packed = joined.get("record")
     if packed is not None:
         try:
-            record.update(unpack_record(packed))
+            worker_part = unpack_record(packed)
         except WireFormatError as err:
             unreadable.append(f"chunk {describe_chunk(workitem)}: {err}")
+        else:
+            problem = worker_part.pop(SIZING_ERROR, None)
+            if problem is not None:
+                unreadable.append(f"chunk {describe_chunk(workitem)}: {problem}")
+            record.update(worker_part)
     for name in ("task_nbytes", "compute_start", "compute_stop", "attempts"):
         record[name] = joined.get(name)
     if joined.get("worker") is not None:
@@ -248,7 +257,7 @@ def _assemble(
     return record
 
 
-def _send(record: dict[str, Any], t0: float, workitem: Any) -> None:
+def _send(record: dict[str, Any], t0: float) -> None:
     """Pack the record and log it to the scheduler (outside a worker: nothing).
 
     ``t0`` is when the measuring started, moved later by the time spent
@@ -269,10 +278,12 @@ def _send(record: dict[str, Any], t0: float, workitem: Any) -> None:
     try:
         packed = pack_record(record)
     except TypeError as err:
-        raise TypeError(
-            f"coffea-sizing could not pack the record of chunk "
-            f"{describe_chunk(workitem)}: {err}"
-        ) from err
+        # the measuring must not fail the analysis: send why, the client warns
+        problem = f"coffea-sizing could not pack the record of this chunk: {err}"
+        try:
+            packed = pack_record({SIZING_ERROR: problem})
+        except TypeError:  # pragma: no cover - a plain string always packs
+            return
     worker.log_event(TOPIC, {"key": key, "record": packed})
 
 
@@ -543,9 +554,9 @@ class SizingDaskExecutor(DaskExecutor):
             )
         if unreadable:
             warnings.warn(
-                f"{len(unreadable)} of {len(keys)} chunk records could not be read, "
-                f"e.g. {unreadable[0]}; their rows hold only the chunk's identity and "
-                "what the scheduler saw.",
+                f"{len(unreadable)} of {len(keys)} chunk records could not be sent or "
+                f"read, e.g. {unreadable[0]}; their rows hold only the chunk's identity "
+                "and what the scheduler saw (the run itself is not affected).",
                 SizingWarning,
                 stacklevel=4,
             )

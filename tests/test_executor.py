@@ -290,7 +290,7 @@ def test_workers_of_another_wire_format_are_named(client: Any, ttbar_file: str) 
     previous = client.run(_set_wire_version, 99)
     try:
         with pytest.warns(
-            SizingWarning, match=r"4 of 4 chunk records could not be read"
+            SizingWarning, match=r"4 of 4 chunk records could not be sent or read"
         ):
             out, report = run(client, {"ttbar": [ttbar_file]}, chunksize=50)
     finally:
@@ -357,3 +357,42 @@ def test_records_travel_packed(client: Any, generated_file: str) -> None:
         worker_part = unpack_record(packed)
         full = by_overhead[worker_part["sizing_overhead"]]
         assert {k: full[k] for k in worker_part} == worker_part
+
+
+def _break_packing(broken: bool) -> bool:
+    """On a worker: make packing fail for every full chunk record (or undo it)."""
+    from coffea_sizing import executor
+
+    real = getattr(executor, "_real_pack_record", executor.pack_record)
+    executor._real_pack_record = real  # type: ignore[attr-defined]
+
+    def failing(record: Any) -> bytes:
+        if executor.SIZING_ERROR not in record:
+            raise TypeError("chunk record fields ['injected'] are not plain values")
+        return real(record)
+
+    executor.pack_record = failing if broken else real  # type: ignore[assignment]
+    return broken
+
+
+def test_a_record_that_cannot_be_packed_does_not_fail_the_run(
+    client: Any, ttbar_file: str
+) -> None:
+    """The measuring must never cost the analysis: the run completes, its output is
+    whole, and the user is told which chunk's record was lost and why."""
+    client.run(_break_packing, True)
+    try:
+        with pytest.warns(SizingWarning, match=r"4 of 4 .*could not pack.*'injected'"):
+            out, report = run(client, {"ttbar": [ttbar_file]}, chunksize=50)
+    finally:
+        client.run(_break_packing, False)
+    assert out["nevents"] == 200
+    assert report["chunks"] == 4
+    for r in report["sizing"]:
+        assert r["filename"] == ttbar_file
+        assert r["task_nbytes"] > 0
+        assert r["bytesread"] is None
+        assert "sizing_error" not in r
+    assert scheduler_state(client) == CLEAN_STATE
+    _, report = run(client, {"ttbar": [ttbar_file]}, chunksize=50)
+    check_invariants(report)
