@@ -49,7 +49,6 @@ from .probe import (
     ChunkContext,
     ChunkProbe,
     current_task_key,
-    current_worker_address,
     pickled_size,
 )
 from .records import (
@@ -165,7 +164,6 @@ class _SizingTask:
         record.update(
             walltime=probe.walltime,
             cputime=probe.cputime,
-            worker=current_worker_address(),
             mem_peak_bytes=probe.mem_peak_bytes,
             mem_usage_bytes=probe.mem_usage_bytes,
             mem_shared=probe.mem_shared,

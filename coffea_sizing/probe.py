@@ -23,6 +23,7 @@ resident sizes at start and end, again a lower bound.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
@@ -198,9 +199,8 @@ class _ProcFiles:
     kept open, and resetting the peak with one ``pwrite``, costs three system calls
     per probe instead of an open, read and close for each file (each of which, made
     through :mod:`os`, would release the GIL: see ``_libc_calls_holding_gil``). A
-    process forked after the files
-    were opened would read its parent's entries, so they are opened again whenever
-    the process id changes.
+    process forked after the files were opened would read its parent's entries, so
+    they are closed and opened again whenever the process id changes.
     """
 
     def __init__(self) -> None:
@@ -214,6 +214,10 @@ class _ProcFiles:
         if self.pid != pid:
             with self.lock:
                 if self.pid != pid:
+                    for inherited in (self.status, self.clear_refs):
+                        if inherited is not None:  # the parent's entries
+                            with contextlib.suppress(OSError):
+                                os.close(inherited)
                     self.status = _open_fd("/proc/self/status", os.O_RDONLY)
                     self.clear_refs = _open_fd("/proc/self/clear_refs", os.O_WRONLY)
                     self.pid = pid
