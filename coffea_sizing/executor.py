@@ -248,7 +248,13 @@ def _assemble(
             if problem is not None:
                 unreadable.append(f"chunk {describe_chunk(workitem)}: {problem}")
             record.update(worker_part)
-    for name in ("task_nbytes", "compute_start", "compute_stop", "attempts"):
+    for name in (
+        "task_nbytes",
+        "worker_memory_limit",
+        "compute_start",
+        "compute_stop",
+        "attempts",
+    ):
         record[name] = joined.get(name)
     if joined.get("worker") is not None:
         record["worker"] = joined["worker"]

@@ -116,9 +116,10 @@ class _Run:
     merge_inputs: dict[str, int] = field(default_factory=dict)
     #: the packed record of each chunk, as it arrived (see records.pack_record)
     worker_records: dict[str, Any] = field(default_factory=dict)
-    #: (nbytes, worker, compute start, compute stop) of each finished task
+    #: (nbytes, worker, compute start, compute stop, worker memory limit) of each
+    #: finished task
     scheduler_fields: dict[
-        str, tuple[int | None, str | None, float | None, float | None]
+        str, tuple[int | None, str | None, float | None, float | None, int | None]
     ] = field(default_factory=dict)
     attempts: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     errors: dict[str, str] = field(default_factory=dict)
@@ -172,11 +173,14 @@ class SizingSchedulerPlugin(SchedulerPlugin):
         elif start == "processing" and finish == "memory":
             cstart, cstop = _compute_window(kwargs.get("startstops"))
             nbytes = kwargs.get("nbytes")
+            worker = kwargs.get("worker")
+            ws = self.scheduler.workers.get(worker) if self.scheduler else None
             run.scheduler_fields[key] = (
                 None if nbytes is None else int(nbytes),
-                kwargs.get("worker"),
+                worker,
                 cstart,
                 cstop,
+                getattr(ws, "memory_limit", None) or None,
             )
         elif finish == "erred":
             exc = kwargs.get("exception_text") or kwargs.get("exception")
@@ -233,18 +237,19 @@ class SizingSchedulerPlugin(SchedulerPlugin):
         run = self.runs.get(run_id) or _Run(run_id)
         chunks: list[dict[str, Any]] = []
         missing: list[str] = []
-        none: tuple[None, None, None, None] = (None, None, None, None)
+        none: tuple[None, None, None, None, None] = (None, None, None, None, None)
         for key in chunk_keys:
             packed = run.worker_records.get(key)
             if packed is None:
                 missing.append(key)
-            nbytes, worker, cstart, cstop = run.scheduler_fields.get(key, none)
+            nbytes, worker, cstart, cstop, limit = run.scheduler_fields.get(key, none)
             chunks.append(
                 {
                     "key": key,
                     "record": packed,
                     "task_nbytes": nbytes,
                     "worker": worker,
+                    "worker_memory_limit": limit,
                     "compute_start": cstart,
                     "compute_stop": cstop,
                     "attempts": run.attempts.get(key, 0),
@@ -252,7 +257,7 @@ class SizingSchedulerPlugin(SchedulerPlugin):
             )
         merges: list[dict[str, Any]] = []
         for key, n_inputs in run.merge_inputs.items():
-            nbytes, worker, cstart, cstop = run.scheduler_fields.get(key, none)
+            nbytes, worker, cstart, cstop, _ = run.scheduler_fields.get(key, none)
             level_index = key[len(MERGE_PREFIX) + 1 :].split("-")[1:]
             merges.append(
                 {

@@ -81,6 +81,7 @@ CHUNK_FIELDS: tuple[str, ...] = (
     "entries",
     "key",
     "worker",
+    "worker_memory_limit",
     "attempts",
     "skipped",
     # input
@@ -147,6 +148,7 @@ IDENTITY_FIELDS: tuple[str, ...] = (
 CLIENT_FIELDS: tuple[str, ...] = (
     *IDENTITY_FIELDS,
     "key",
+    "worker_memory_limit",
     "attempts",
     "task_nbytes",
     "compute_start",
