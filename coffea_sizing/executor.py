@@ -1,30 +1,24 @@
 """``SizingDaskExecutor``: coffea's ``DaskExecutor`` that records what every chunk cost.
 
-The executor submits the same work as :class:`coffea.processor.DaskExecutor` (each
-chunk's task returns the same lz4-compressed ``{"out", "metrics", "processed"}``
-payload, reduced by the same tree of ``_reduce`` tasks), with three differences:
-
-* each chunk task is wrapped by ``_SizingTask``, which measures the chunk in
-  the worker (:class:`~coffea_sizing.probe.ChunkProbe`), counts the pickled size of
-  the processor's output, compresses the payload itself (so the compressed size is
-  known without compressing twice) and sends a chunk record to the scheduler;
-* task keys are named after the run (see :mod:`coffea_sizing.plugin`), so that the
-  scheduler plugin can tell runs apart and capture ``TaskState.nbytes`` of every
-  chunk and reduction task;
-* after the final reduction the records are fetched from the scheduler, joined and
-  put into the ``Runner`` report as ``report["sizing"]`` (one record per chunk) and
-  ``report["sizing_merges"]`` (one per reduction task), and the run's state on the
-  scheduler is dropped, whether the run succeeded or not.
-
-The executor holds no state between calls: ``Runner`` works on
-``executor.copy(...)``, and every field is an ``__init__`` argument.
+Covers the client side of a sized run: submitting the same work as
+:class:`coffea.processor.DaskExecutor` (the same lz4 payload per chunk, reduced by
+the same tree of ``_reduce`` tasks) under keys named after the run, measuring each
+chunk in its task, receiving the joined records as chunks finish, and putting them
+in the ``Runner`` report, or on the exception when the run fails. The scheduler side
+is :mod:`coffea_sizing.plugin`; the record format :mod:`coffea_sizing.records`;
+the measuring :mod:`coffea_sizing.probe`. The manual is ``docs/guide/executor.md``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import pickle
 import time
+import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -35,14 +29,14 @@ from coffea.processor import DaskExecutor
 from coffea.processor.accumulator import accumulate
 from coffea.processor.executor import _compress, _decompress, _reduce
 
+from ._version import __version__
+from .findings import format_bytes, plural
 from .plugin import (
+    MERGE_PREFIX,
+    META_KEY,
     TOPIC,
-    add_merges,
-    begin_run,
+    _ensure_plugin,
     chunk_key,
-    collect_run,
-    end_run,
-    ensure_plugin,
     merge_key,
 )
 from .probe import (
@@ -53,12 +47,15 @@ from .probe import (
 )
 from .records import (
     CHUNK_FIELDS,
+    CLIENT_FIELDS,
     IDENTITY_FIELDS,
     REPORT_KEY,
     REPORT_MERGES_KEY,
     REPORT_RUN_KEY,
+    WIRE_LAYOUT,
     SizingWarning,
     WireFormatError,
+    drop_mistyped,
     pack_record,
     plain_value,
     unpack_record,
@@ -134,15 +131,72 @@ def _find_savemetrics(function: Any) -> bool | None:
     return None
 
 
-def _identity(x: Any) -> Any:
-    return x
+# ====================================================================== workers
+def _by_value_functions() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The two functions shipped to workers *by value* (cloudpickle: not importable).
+
+    A worker unpickles a task's function as it receives the task. Were the chunk
+    task a coffea_sizing object, a worker without coffea_sizing would fail to read
+    the scheduler's message and drop its connection; these functions import
+    coffea_sizing only when they run, so such a worker fails the task with an error
+    that says what to install, and lives on.
+    """
+
+    def coffea_sizing_task(blob: bytes, version: str, item: Any) -> Any:
+        try:
+            from coffea_sizing.executor import _run_packed_task
+        except ImportError as err:
+            try:
+                from distributed import get_worker
+
+                where = f"worker {get_worker().address}"
+            except Exception:  # noqa: BLE001 - any way to name it will do
+                where = "this worker"
+            raise ModuleNotFoundError(
+                f"{where} cannot import coffea_sizing ({err}): install "
+                f"coffea-sizing=={version} in the workers' environment, as coffea "
+                "is, or run with coffea's DaskExecutor"
+            ) from None
+        return _run_packed_task(blob, version, item)
+
+    def coffea_sizing_check() -> Any:
+        try:
+            import coffea_sizing
+            from coffea_sizing.records import WIRE_LAYOUT
+        except Exception as err:  # noqa: BLE001 - reported by name
+            return f"{type(err).__name__}: {err}"
+        return [coffea_sizing.__version__, WIRE_LAYOUT]
+
+    return coffea_sizing_task, coffea_sizing_check
+
+
+_TASK_ENTRY, _WORKER_CHECK = _by_value_functions()
+
+
+@functools.lru_cache(maxsize=8)
+def _load_task(blob: bytes) -> _SizingTask:
+    task = pickle.loads(blob)
+    if not isinstance(task, _SizingTask):  # pragma: no cover - our own blob
+        raise TypeError("not a coffea-sizing chunk task")
+    return task
+
+
+def _run_packed_task(blob: bytes, version: str, item: Any) -> Any:
+    """Run a chunk task shipped as bytes (see :func:`_by_value_functions`)."""
+    if version != __version__:
+        warnings.warn(
+            f"this worker runs coffea-sizing {__version__}, the client {version}",
+            SizingWarning,
+            stacklevel=2,
+        )
+    return _load_task(blob)(item)
 
 
 class _SizingTask:
     """The chunk task: run coffea's work function, measure, compress, report.
 
-    Picklable (a module-level class holding coffea's closure), so Dask ships it to
-    the workers like the ``_compression_wrapper`` it replaces.
+    Travels to the workers as bytes inside the by-value entry function; the record
+    goes back in the task's own ``TaskState.metadata``, with the task's result.
     """
 
     def __init__(self, function: Callable[..., Any], compression: int | None) -> None:
@@ -222,54 +276,16 @@ def _base_record() -> dict[str, Any]:
     }
 
 
-def _chunk_identity(workitem: Any) -> dict[str, Any]:
-    return {
-        name: plain_value(getattr(workitem, name, None)) for name in IDENTITY_FIELDS
-    }
-
-
-def _assemble(
-    joined: dict[str, Any], item: Any, unreadable: list[str]
-) -> dict[str, Any]:
-    """One chunk's full record: identity (from the work item), the worker's
-    record (unpacked) and what the scheduler saw, in :data:`CHUNK_FIELDS` order."""
-    workitem = item[0] if isinstance(item, tuple) else item
-    record: dict[str, Any] = dict.fromkeys(CHUNK_FIELDS)
-    record.update(_chunk_identity(workitem))
-    record["key"] = joined.get("key")
-    packed = joined.get("record")
-    if packed is not None:
-        try:
-            worker_part = unpack_record(packed)
-        except WireFormatError as err:
-            unreadable.append(f"chunk {describe_chunk(workitem)}: {err}")
-        else:
-            problem = worker_part.pop(SIZING_ERROR, None)
-            if problem is not None:
-                unreadable.append(f"chunk {describe_chunk(workitem)}: {problem}")
-            record.update(worker_part)
-    for name in (
-        "task_nbytes",
-        "worker_memory_limit",
-        "compute_start",
-        "compute_stop",
-        "attempts",
-    ):
-        record[name] = joined.get(name)
-    if joined.get("worker") is not None:
-        record["worker"] = joined["worker"]
-    return record
-
-
 def _send(record: dict[str, Any], t0: float) -> None:
-    """Pack the record and log it to the scheduler (outside a worker: nothing).
+    """Pack the record into this task's ``TaskState.metadata`` (outside a worker:
+    nothing).
 
-    ``t0`` is when the measuring started, moved later by the time spent
-    compressing (not measuring: ``DaskExecutor`` compresses too). The record's
-    ``sizing_overhead`` therefore covers the probe, building the record and
-    counting the pickled output; packing the record (a few tens of microseconds,
-    timed by the benchmarks) and ``log_event`` (a message put on a queue) come
-    after the clock stops.
+    The worker sends the metadata to the scheduler with the task's result, in the
+    message that carries its ``nbytes``: no message of its own. ``t0`` is when the
+    measuring started, moved later by the time spent compressing (``DaskExecutor``
+    compresses too): ``sizing_overhead`` covers the probe, building the record and
+    counting the pickled output; packing (a few tens of microseconds) comes after
+    the clock stops.
     """
     try:
         from distributed import get_worker
@@ -278,6 +294,9 @@ def _send(record: dict[str, Any], t0: float) -> None:
     except (ImportError, ValueError):
         return
     key = current_task_key()
+    ts = worker.state.tasks.get(key) if key is not None else None
+    if ts is None:
+        return
     record["sizing_overhead"] = time.perf_counter() - t0
     try:
         packed = pack_record(record)
@@ -288,7 +307,259 @@ def _send(record: dict[str, Any], t0: float) -> None:
             packed = pack_record({SIZING_ERROR: problem})
         except TypeError:  # pragma: no cover - a plain string always packs
             return
-    worker.log_event(TOPIC, {"key": key, "record": packed})
+    ts.metadata[META_KEY] = packed
+
+
+# ====================================================================== client
+def _chunk_identity(workitem: Any) -> dict[str, Any]:
+    return {
+        name: plain_value(getattr(workitem, name, None)) for name in IDENTITY_FIELDS
+    }
+
+
+def _workitem(item: Any) -> Any:
+    return item[0] if isinstance(item, tuple) else item
+
+
+_SCHEDULER_FIELDS = (
+    "task_nbytes",
+    "worker",
+    "worker_memory_limit",
+    "compute_start",
+    "compute_stop",
+    "attempts",
+)
+
+
+class _Collector:
+    """The records of one run, as they arrive (on the client's event loop)."""
+
+    def __init__(
+        self, run_id: str, keys: list[str], items: list[Any], desc: str = ""
+    ) -> None:
+        self.run_id = run_id
+        self.items = dict(zip(keys, items, strict=True))
+        self.merge_inputs: dict[str, int] = {}
+        self.chunks: dict[str, dict[str, Any]] = {}
+        self.merges: dict[str, dict[str, Any]] = {}
+        self.errors: dict[str, dict[str, Any]] = {}
+        self.problems: list[str] = []
+        self.mistyped: list[str] = []
+        self.bytesread = 0
+        self.shipped = 0
+        self.peak = 0
+        self.progress: Any = None
+        self.desc = desc
+
+    # --------------------------------------------------------- arriving items
+    def add(self, item: dict[str, Any]) -> None:
+        key = item.get("key")
+        if not isinstance(key, str):
+            return
+        if key in self.items:
+            if "error" in item:
+                self.errors[key] = item
+                return
+            self.chunks[key] = self._joined(key, item)
+            self.errors.pop(key, None)
+        elif key in self.merge_inputs:
+            if "error" in item:
+                self.errors[key] = item
+                return
+            self.merges[key] = item
+            if isinstance(item.get("task_nbytes"), int):
+                self.shipped += item["task_nbytes"]
+        # anything else is no task of this run: ignored
+        self._show()
+
+    def _joined(self, key: str, item: dict[str, Any]) -> dict[str, Any]:
+        """One chunk's full record: identity from the work item, the worker's
+        measurements, then what the scheduler saw (the worker cannot override
+        identity or scheduler fields)."""
+        workitem = _workitem(self.items[key])
+        record: dict[str, Any] = dict.fromkeys(CHUNK_FIELDS)
+        packed = item.get("record")
+        if packed is not None:
+            try:
+                worker_part = unpack_record(packed)
+            except WireFormatError as err:
+                self.problems.append(f"chunk {describe_chunk(workitem)}: {err}")
+            else:
+                problem = worker_part.pop(SIZING_ERROR, None)
+                if problem is not None:
+                    self.problems.append(f"chunk {describe_chunk(workitem)}: {problem}")
+                for name in CLIENT_FIELDS:
+                    worker_part.pop(name, None)
+                bad = drop_mistyped(worker_part)
+                if bad:
+                    self.mistyped.append(
+                        f"chunk {describe_chunk(workitem)}: {', '.join(bad)}"
+                    )
+                record.update(worker_part)
+        record.update(_chunk_identity(workitem))
+        record["key"] = key
+        for name in _SCHEDULER_FIELDS:
+            record[name] = item.get(name)
+        if isinstance(record.get("bytesread"), int):
+            self.bytesread += record["bytesread"]
+        if isinstance(record.get("task_nbytes"), int):
+            self.shipped += record["task_nbytes"]
+        if isinstance(record.get("mem_peak_bytes"), int):
+            self.peak = max(self.peak, record["mem_peak_bytes"])
+        return record
+
+    def totals_text(self) -> str:
+        return (
+            f"read {format_bytes(self.bytesread)} · shipped "
+            f"{format_bytes(self.shipped)} · peak {format_bytes(self.peak or None)}"
+        )
+
+    def _show(self) -> None:
+        if self.progress is None:
+            return
+        pbar = self.progress
+        if pbar.task_ids:
+            pbar.update(pbar.task_ids[-1], sizes=self.totals_text())
+
+    # --------------------------------------------------------- the report
+    def records(self) -> list[dict[str, Any]]:
+        """One record per chunk of the run, in submission order."""
+        out = []
+        for key, item in self.items.items():
+            record = self.chunks.get(key)
+            if record is None:
+                record = dict.fromkeys(CHUNK_FIELDS)
+                record.update(_chunk_identity(_workitem(item)))
+                record["key"] = key
+                error = self.errors.get(key)
+                if error is not None:
+                    record["error"] = error.get("error")
+                    record["worker"] = error.get("worker")
+                    record["worker_memory_limit"] = error.get("worker_memory_limit")
+                    record["attempts"] = error.get("attempts")
+            out.append(record)
+        return out
+
+    def finished_records(self) -> list[dict[str, Any]]:
+        """Records of the chunks that finished, then those that failed."""
+        return [
+            r
+            for r in self.records()
+            if r["key"] in self.chunks or r["key"] in self.errors
+        ]
+
+    def merge_records(self) -> list[dict[str, Any]]:
+        out = []
+        for key, n_inputs in self.merge_inputs.items():
+            item = self.merges.get(key)
+            if item is None:
+                continue
+            cstart, cstop = item.get("compute_start"), item.get("compute_stop")
+            out.append(
+                {
+                    "key": key,
+                    "level": int(key[len(MERGE_PREFIX) + 1 :].split("-")[1]),
+                    "inputs": n_inputs,
+                    "nbytes": item.get("task_nbytes"),
+                    "worker": item.get("worker"),
+                    "walltime": (
+                        None if cstart is None or cstop is None else cstop - cstart
+                    ),
+                    "attempts": item.get("attempts"),
+                    "compute_start": cstart,
+                    "compute_stop": cstop,
+                }
+            )
+        return out
+
+    def missing(self) -> int:
+        return sum(1 for k in self.items if k not in self.chunks)
+
+
+class _Dispatcher:
+    """The one handler of a client's coffea-sizing events: routes items to runs."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, _Collector] = {}
+
+    def __call__(self, event: Any) -> None:
+        # never raise: an exception here would stop the client's message loop
+        try:
+            _, item = event
+            collector = self.runs.get(item.get("run"))
+            if collector is not None:
+                collector.add(item)
+        except Exception:  # pragma: no cover - defensive
+            logger.debug("coffea-sizing dropped an event", exc_info=True)
+
+
+_DISPATCHERS: weakref.WeakKeyDictionary[Any, _Dispatcher] = weakref.WeakKeyDictionary()
+
+
+def _dispatcher(client: Client) -> _Dispatcher:
+    dispatcher = _DISPATCHERS.get(client)
+    if dispatcher is None:
+        dispatcher = _DISPATCHERS[client] = _Dispatcher()
+        client.subscribe_topic(TOPIC, dispatcher)
+    return dispatcher
+
+
+def _on_loop(dask_client: Client, handler: str, timeout: float, **kwargs: Any) -> Any:
+    """Call a scheduler handler on the client's loop and wait for the answer.
+
+    The call goes on even if this thread is interrupted while waiting (Ctrl-C), so
+    opening and closing a run on the scheduler cannot be cut in half.
+    """
+    coro = getattr(dask_client.scheduler, handler)(**kwargs)
+    loop = dask_client.loop.asyncio_loop  # type: ignore[union-attr]
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    return future.result(timeout=timeout)
+
+
+def _check_workers(client: Client) -> None:
+    """Fail in seconds, naming them, when workers cannot import this coffea-sizing."""
+    answers = client.run(_WORKER_CHECK, on_error="return")
+    missing: list[str] = []
+    other: list[str] = []
+    for address, answer in sorted(answers.items()):
+        if isinstance(answer, list | tuple) and len(answer) == 2:
+            if answer[1] != WIRE_LAYOUT:
+                other.append(f"{address} (coffea-sizing {answer[0]})")
+        else:
+            missing.append(f"{address} ({answer})")
+    if missing:
+        raise ModuleNotFoundError(
+            f"{plural(len(missing), 'worker')} of {len(answers)} cannot import "
+            f"coffea_sizing: {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''}. Install coffea-sizing=="
+            f"{__version__} in the workers' environment (as coffea is), or run with "
+            "coffea's DaskExecutor.",
+            name="coffea_sizing",
+        )
+    if other:
+        raise RuntimeError(
+            f"{plural(len(other), 'worker')} of {len(answers)} run another "
+            f"coffea-sizing than this client ({__version__}): {', '.join(other[:5])}. "
+            "Install the same coffea-sizing version on the client and the workers."
+        )
+
+
+_SAVEMETRICS_WARNED = False
+
+
+def _progress_bar() -> Any:
+    """coffea's rich progress bar, with a column of running sizes."""
+    from coffea.util import rich_bar
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class SizesColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(str(task.fields.get("sizes", "")), style="cyan")
+
+    pbar = rich_bar()
+    pbar.columns = (*pbar.columns, SizesColumn())
+    return pbar
 
 
 @dataclass
@@ -301,20 +572,23 @@ class SizingDaskExecutor(DaskExecutor):
     ``report["sizing_merges"]``, one record per tree-reduction task; turn them
     into tables with :func:`coffea_sizing.chunk_table` and
     :func:`coffea_sizing.merge_table`. The processor's output is exactly what
-    ``DaskExecutor`` returns.
+    ``DaskExecutor`` returns. When the run fails, the exception that reaches you
+    carries the records of the chunks that finished as ``exc.sizing`` (the same
+    keys as the report) and a one-line note.
 
     Parameters
     ----------
     client : distributed.Client, optional
-        As for ``DaskExecutor``; the scheduler (and workers) must be able to import
-        ``coffea_sizing``.
+        As for ``DaskExecutor``; the scheduler and the workers must be able to
+        import ``coffea_sizing`` (the run stops at once, naming them, otherwise).
     treereduction, status, compression, priority, retries, heavy_input,
     function_name, use_dataframes, worker_affinity
         As for ``DaskExecutor``. With ``use_dataframes=True`` nothing is recorded
-        (coffea returns no report then).
+        (coffea returns no report then). With ``status=True`` the progress bar
+        shows the bytes read, the output shipped and the largest peak so far.
     collect_timeout : float
-        Seconds to wait after the last task for chunk records still in flight to
-        the scheduler (default 30; records normally arrive before the task ends).
+        Seconds to wait, after the last task, for records still on their way
+        (default 30; they normally arrive before the task's result does).
 
     Examples
     --------
@@ -344,6 +618,8 @@ class SizingDaskExecutor(DaskExecutor):
     collect_timeout: float = 30.0
 
     def __post_init__(self) -> None:
+        # Only what DaskExecutor would fail on later (or never finish with): the
+        # rest is passed through as DaskExecutor passes it.
         problems = []
         client: Any = self.client
         if client is not None:
@@ -365,10 +641,14 @@ class SizingDaskExecutor(DaskExecutor):
             problems.append(
                 f"compression must be None or an lz4 level 0-16, got {self.compression!r}"
             )
-        if not isinstance(self.retries, int) or self.retries < 0:
-            problems.append(f"retries must be an integer >= 0, got {self.retries!r}")
-        if not isinstance(self.priority, int):
-            problems.append(f"priority must be an integer, got {self.priority!r}")
+        retries: Any = self.retries
+        if retries is not None and (not isinstance(retries, int) or retries < 0):
+            problems.append(
+                f"retries must be None or an integer >= 0, got {self.retries!r}"
+            )
+        priority: Any = self.priority
+        if not isinstance(priority, int | float) or isinstance(priority, bool):
+            problems.append(f"priority must be a number, got {self.priority!r}")
         timeout: Any = self.collect_timeout
         if not isinstance(timeout, int | float) or timeout < 0:
             problems.append(
@@ -380,19 +660,22 @@ class SizingDaskExecutor(DaskExecutor):
     def __call__(
         self, items: Iterable[Any], function: Callable[..., Any], accumulator: Any
     ) -> Any:
+        global _SAVEMETRICS_WARNED  # noqa: PLW0603 - once per process
         items = list(items)
         if len(items) == 0:
             return accumulator
         if self.function_name == "get_metadata" or self.use_dataframes:
             return super().__call__(items, function, accumulator)
         if _find_savemetrics(function) is False:
-            warnings.warn(
-                "SizingDaskExecutor records per-chunk sizes only with "
-                "Runner(..., savemetrics=True); this run records nothing and "
-                "behaves like DaskExecutor.",
-                SizingWarning,
-                stacklevel=3,
-            )
+            if not _SAVEMETRICS_WARNED:
+                _SAVEMETRICS_WARNED = True
+                warnings.warn(
+                    "SizingDaskExecutor records per-chunk sizes only with "
+                    "Runner(..., savemetrics=True); runs without it record nothing "
+                    "and behave like DaskExecutor (said once per process).",
+                    SizingWarning,
+                    stacklevel=3,
+                )
             return super().__call__(items, function, accumulator)
 
         client: Any = self.client  # type: ignore[has-type]
@@ -400,45 +683,83 @@ class SizingDaskExecutor(DaskExecutor):
             from distributed import Client
 
             client = self.client = Client(threads_per_worker=1)
-        ensure_plugin(client)
-        run_id = begin_run(client)
+        _ensure_plugin(client)
+        _check_workers(client)
+        run_id = uuid.uuid4().hex[:12]
+        keys = [chunk_key(run_id, i) for i in range(len(items))]
+        collector = _Collector(run_id, keys, items)
+        dispatcher = _dispatcher(client)
+        dispatcher.runs[run_id] = collector
+        info: dict[str, Any] = {}
+        t_run = time.perf_counter()
         try:
-            return self._sized_run(client, run_id, items, function, accumulator)
-        finally:
-            try:
-                end_run(client, run_id)
-            except Exception:  # never hide the run's own error behind ours
-                logger.warning(
-                    "could not clear coffea-sizing run %s", run_id, exc_info=True
-                )
+            # opened inside the try: an interrupt anywhere from here still ends it
+            _on_loop(client, "coffea_sizing_begin", 60, run_id=run_id, client=client.id)
+            out = self._sized_run(client, collector, keys, items, function)
+        except BaseException as err:
+            info = self._end(client, run_id, dispatcher)
+            _attach_to_exception(err, collector, info, time.perf_counter() - t_run)
+            raise
+        info = self._end(client, run_id, dispatcher)
+        out = accumulate(
+            [out if self.compression is None else _decompress(out)], accumulator
+        )
+        self._attach(collector, info, out)
+        return out, 0
+
+    def _end(self, client: Client, run_id: str, dispatcher: _Dispatcher) -> Any:
+        """Close the run on the scheduler; never hides the run's own outcome."""
+        t0 = time.perf_counter()
+        collector = dispatcher.runs.get(run_id)
+        # records still on their way (normally none: they precede the result)
+        deadline = time.monotonic() + self.collect_timeout
+        last = -1
+        while (
+            collector is not None
+            and collector.missing()
+            and time.monotonic() < deadline
+            and len(collector.chunks) != last
+        ):
+            last = len(collector.chunks)
+            time.sleep(0.05)
+        dispatcher.runs.pop(run_id, None)
+        try:
+            info = _on_loop(client, "coffea_sizing_end", 60, run_id=run_id) or {}
+        except BaseException as err:  # noqa: BLE001 - the run's outcome stands
+            logger.warning("could not close coffea-sizing run %s: %r", run_id, err)
+            info = {"end_error": repr(err)}
+        info["collect_seconds"] = time.perf_counter() - t0
+        return info
 
     # ------------------------------------------------------------------
     def _sized_run(
         self,
         client: Client,
-        run_id: str,
+        collector: _Collector,
+        keys: list[str],
         items: list[Any],
         function: Callable[..., Any],
-        accumulator: Any,
     ) -> Any:
-        task = _SizingTask(function, self.compression)
+        import cloudpickle
+
+        blob = cloudpickle.dumps(_SizingTask(function, self.compression))
+        task = partial(_TASK_ENTRY, blob, __version__)
         reducer = _reduce(self.compression)
         task_items: list[Any] = items
         if self.heavy_input is not None:
             # as DaskExecutor: client.scatter is not robust against adaptive clusters
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "Large object of size")
-                heavy = client.submit(_identity, self.heavy_input)
+                heavy = client.submit(lambda x: x, self.heavy_input)
             task_items = list(zip(items, repeat(heavy), strict=False))
 
-        keys = [chunk_key(run_id, i) for i in range(len(items))]
         key_to_item: dict[str, Any] = dict(zip(keys, items, strict=True))
         # Hold only the newest level of futures, as DaskExecutor does: a chunk's
         # output is released from its worker once its reduction has taken it.
         work = self._submit_chunks(client, task, task_items, keys)
 
-        merge_inputs: dict[str, int] = {}
         level = 0
+        run_id = collector.run_id
         while len(work) > 1:
             level += 1
             batches = [
@@ -446,7 +767,7 @@ class SizingDaskExecutor(DaskExecutor):
                 for i in range(0, len(work), self.treereduction)
             ]
             mkeys = [merge_key(run_id, level, j) for j in range(len(batches))]
-            merge_inputs.update(zip(mkeys, map(len, batches), strict=True))
+            collector.merge_inputs.update(zip(mkeys, map(len, batches), strict=True))
             work = client.map(
                 reducer,
                 batches,
@@ -455,33 +776,24 @@ class SizingDaskExecutor(DaskExecutor):
                 retries=self.retries,
             )
             key_to_item.update(dict.fromkeys(mkeys, "(output reducer)"))
-        if merge_inputs:
-            add_merges(client, run_id, merge_inputs)
         final = work[0]
         try:
-            result = self._wait(final, key_to_item)
+            return self._wait(final, key_to_item, collector)
         except BaseException:
             # Stop the rest of a failed run: without the final reduction nothing
             # wants the queued chunks, which would otherwise go on computing while
             # the user's traceback holds these futures.
             client.cancel(work)
             raise
-        out = accumulate(
-            [result if self.compression is None else _decompress(result)], accumulator
-        )
-        self._attach(client, run_id, keys, items, out)
-        return out, 0
 
-    def _wait(self, final: Future, key_to_item: dict[str, Any]) -> Any:
+    def _wait(
+        self, final: Future, key_to_item: dict[str, Any], collector: _Collector
+    ) -> Any:
         from distributed.scheduler import KilledWorker
 
         try:
             if self.status:
-                try:
-                    from coffea.processor._dask import progress
-                except ImportError:  # pragma: no cover - older coffea
-                    from distributed import progress
-                progress(final, description=f"[green]{self.desc}", unit=self.unit)
+                self._progress(final, collector)
             result = final.result()
         except KilledWorker as ex:
             baditem = key_to_item.get(str(ex.task), ex.task)
@@ -491,8 +803,29 @@ class SizingDaskExecutor(DaskExecutor):
             ) from ex
         return result
 
+    def _progress(self, final: Future, collector: _Collector) -> None:
+        try:
+            from coffea.processor._dask import RichProgressBar
+        except ImportError:  # pragma: no cover - older coffea
+            from distributed import progress
+
+            progress(final)
+            return
+        pbar = _progress_bar()
+        collector.progress = pbar
+        try:
+            RichProgressBar(
+                [final],
+                complete=True,
+                progress_bar=pbar,
+                description=f"[green]{self.desc}",
+                unit=self.unit,
+            )
+        finally:
+            collector.progress = None
+
     def _submit_chunks(
-        self, client: Client, task: _SizingTask, task_items: list[Any], keys: list[str]
+        self, client: Client, task: Any, task_items: list[Any], keys: list[str]
     ) -> list[Future]:
         if not self.worker_affinity:
             return list(
@@ -526,55 +859,44 @@ class SizingDaskExecutor(DaskExecutor):
             futures.update(zip(idx, submitted, strict=True))
         return [futures[i] for i in range(len(task_items))]
 
-    def _attach(
-        self,
-        client: Client,
-        run_id: str,
-        keys: list[str],
-        items: list[Any],
-        out: Any,
-    ) -> None:
-        t0 = time.perf_counter()
-        deadline = time.monotonic() + self.collect_timeout
-        pause = 0.02
-        while True:
-            got = collect_run(client, run_id, keys)
-            if not got["missing"] or time.monotonic() >= deadline:
-                break
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
-        chunks: list[dict[str, Any]] = []
-        unreadable: list[str] = []
-        for joined, item in zip(got["chunks"], items, strict=True):
-            record = _assemble(joined, item, unreadable)
-            chunks.append(record)
-        if got["missing"]:
+    def _attach(self, collector: _Collector, info: dict[str, Any], out: Any) -> None:
+        """Put the records in the report; a failure here warns and keeps the output."""
+        try:
+            sizing = _sizing(collector, info, collector.records())
+        except Exception as err:  # noqa: BLE001 - the analysis output stands
             warnings.warn(
-                f"{len(got['missing'])} of {len(keys)} chunk records did not reach the "
-                f"scheduler within {self.collect_timeout} s; their rows hold only the "
-                "chunk's identity and what the scheduler saw (task_nbytes, worker).",
+                f"coffea-sizing could not assemble the chunk records ({err!r}); the "
+                "output is complete, the report has no records.",
                 SizingWarning,
                 stacklevel=4,
             )
-        if unreadable:
+            return
+        n = len(collector.items)
+        if sizing[REPORT_RUN_KEY]["missing"]:
             warnings.warn(
-                f"{len(unreadable)} of {len(keys)} chunk records could not be sent or "
-                f"read, e.g. {unreadable[0]}; their rows hold only the chunk's identity "
-                "and what the scheduler saw (the run itself is not affected).",
+                f"{sizing[REPORT_RUN_KEY]['missing']} of {n} chunk records did not "
+                f"arrive within {self.collect_timeout} s; their rows hold only the "
+                "chunk's identity.",
                 SizingWarning,
                 stacklevel=4,
             )
-        got["chunks"] = chunks
+        if collector.problems:
+            warnings.warn(
+                f"{len(collector.problems)} of {n} chunk records could not be sent or "
+                f"read, e.g. {collector.problems[0]}; their rows hold only the chunk's "
+                "identity and what the scheduler saw (the run itself is not affected).",
+                SizingWarning,
+                stacklevel=4,
+            )
+        if collector.mistyped:
+            warnings.warn(
+                f"{len(collector.mistyped)} of {n} chunk records had fields of the "
+                f"wrong type, set to None, e.g. {collector.mistyped[0]}",
+                SizingWarning,
+                stacklevel=4,
+            )
         if isinstance(out, dict) and isinstance(out.get("metrics"), dict):
-            out["metrics"][REPORT_KEY] = got["chunks"]
-            out["metrics"][REPORT_MERGES_KEY] = got["merges"]
-            out["metrics"][REPORT_RUN_KEY] = {
-                "run_id": run_id,
-                "chunks": len(got["chunks"]),
-                "merges": len(got["merges"]),
-                "missing": len(got["missing"]),
-                "collect_seconds": time.perf_counter() - t0,
-            }
+            out["metrics"].update(sizing)
         else:
             warnings.warn(
                 "the output has no metrics dictionary to hold the chunk records "
@@ -582,3 +904,119 @@ class SizingDaskExecutor(DaskExecutor):
                 SizingWarning,
                 stacklevel=4,
             )
+
+
+def _sizing(
+    collector: _Collector, info: dict[str, Any], records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The report's three keys for the records given."""
+    return {
+        REPORT_KEY: records,
+        REPORT_MERGES_KEY: collector.merge_records(),
+        REPORT_RUN_KEY: {
+            "run_id": collector.run_id,
+            "chunks": len(records),
+            "merges": len(collector.merges),
+            "missing": collector.missing() - len(collector.errors),
+            "failed": len(collector.errors),
+            "collect_seconds": info.get("collect_seconds"),
+            "scheduler_peak_records": info.get("peak"),
+            "records_sent": info.get("sent"),
+        },
+    }
+
+
+def _attach_to_exception(
+    err: BaseException, collector: _Collector, info: dict[str, Any], seconds: float
+) -> None:
+    """Give a failed run's exception the records of the chunks that finished."""
+    try:
+        records = collector.finished_records()
+        sizing = _sizing(collector, info, records)
+        done = [
+            r for r in records if r["error"] is None and r["key"] in collector.chunks
+        ]
+        line = (
+            f"coffea-sizing: {len(done)} of {plural(len(collector.items), 'chunk')} "
+            f"finished in {seconds:.1f} s before the run failed (read "
+            f"{format_bytes(collector.bytesread)}, shipped "
+            f"{format_bytes(collector.shipped)}, largest peak "
+            f"{format_bytes(collector.peak or None)}); their records are in "
+            "exc.sizing (chunk_table(exc.sizing))."
+        )
+        failing = _failing_chunk(err, collector)
+        if failing:
+            line += f" Failing chunk: {failing}."
+        sizing[REPORT_RUN_KEY]["note"] = line
+        err.sizing = sizing  # type: ignore[attr-defined]
+        if hasattr(err, "add_note"):
+            err.add_note(line)
+        else:  # pragma: no cover - Python 3.10
+            warnings.warn(line, SizingWarning, stacklevel=4)
+    except Exception:  # the user's exception must reach them as it is
+        logger.warning("coffea-sizing could not attach records", exc_info=True)
+
+
+def _failing_chunk(err: BaseException, collector: _Collector) -> str | None:
+    """The chunk that failed the run, with its attempts, worker and memory."""
+    key = None
+    cause = err.__cause__
+    task = getattr(cause, "task", None)
+    if isinstance(task, str) and task in collector.items:
+        key = task
+    if key is None:
+        erred = [k for k in collector.items if k in collector.errors]
+        key = erred[0] if erred else None
+    if key is None:
+        return None
+    item = collector.errors.get(key, {})
+    workitem = _workitem(collector.items[key])
+    parts = [describe_chunk(workitem)]
+    if item.get("attempts"):
+        parts.append(f"{plural(int(item['attempts']), 'attempt')}")
+    lost = item.get("lost_workers") or []
+    worker, memory, limit = (
+        tuple(lost[-1])
+        if lost
+        else (
+            item.get("worker"),
+            item.get("worker_memory"),
+            item.get("worker_memory_limit"),
+        )
+    )
+    if worker:
+        where = f"on worker {worker}"
+        if memory or limit:
+            where += (
+                f" (last reported memory {format_bytes(memory)} of its "
+                f"{format_bytes(limit) if limit else 'unlimited'} memory_limit)"
+            )
+        parts.append(where)
+    columns = sorted(
+        {c for r in collector.chunks.values() for c in (r.get("columns") or ())}
+    )
+    predicted = _predicted_bytes(workitem, columns)
+    if predicted is not None:
+        parts.append(f"predicted input {format_bytes(predicted)}")
+    if item.get("error") and "KilledWorker" not in str(item["error"]):
+        parts.append(f"error: {str(item['error']).splitlines()[0][:200]}")
+    return ", ".join(parts)
+
+
+def _predicted_bytes(workitem: Any, columns: list[str]) -> int | None:
+    """The chunk's predicted bytesread from the file's metadata, when reachable.
+
+    ``columns``: those the run's finished chunks read (the same processor).
+    """
+    try:
+        from .predict import predict_bytesread  # above us: imported only on failure
+
+        table = predict_bytesread(
+            workitem.filename,
+            workitem.treename,
+            columns,
+            [(workitem.entrystart, workitem.entrystop)],
+        )
+        return int(table["predicted_bytesread"].iloc[0])
+    except Exception:  # noqa: BLE001 - a prediction is a bonus
+        return None

@@ -1,61 +1,54 @@
-"""Scheduler plugin: joins each chunk's worker-side record with ``TaskState.nbytes``.
+"""Scheduler side of a sized run: joins each task's record with what the scheduler saw.
 
-How records reach the scheduler
--------------------------------
-Every instrumented task sends its chunk record with ``Worker.log_event`` on the
-topic :data:`TOPIC` just before it returns. The plugin's ``log_event`` hook keeps the
-record, keyed by the task key; its ``transition`` hook sees every
-``processing -> memory`` transition with the ``nbytes``, ``worker`` and
-``startstops`` the worker reported, and counts every start of a task
-(``-> processing``) as an attempt. Nothing polls ``scheduler.tasks``, so no task is
-missed however short it is, and it works the same when the scheduler is another
-process.
+Covers the scheduler plugin and the protocol between it and the executor. A chunk
+task leaves its packed record in its own worker ``TaskState.metadata`` (under
+:data:`META_KEY`); the worker sends it to the scheduler in the same message as the
+task's ``nbytes``, and the plugin's ``transition`` hook, on ``processing ->
+memory``, joins the two with the worker's ``memory_limit`` and the attempts it
+counted, sends the joined item to the run's client at once (a Dask event on
+:data:`TOPIC`, to that client only) and forgets it. A task that errs is sent the
+same way with its exception text. What the plugin holds for a run is the tasks in
+flight (attempts, the worker running each, the workers lost under it), never the
+chunks done.
 
-Runs are kept apart by their keys: an executor asks for a run id, names its chunk
-tasks ``coffea-sizing-chunk-<run id>-<index>`` and its reductions
-``coffea-sizing-merge-<run id>-<level>-<index>``, and the plugin files each event
-under the run its key names. The broker's own log of the topic is dropped as soon as
-an event is filed, and :func:`end_run` drops the run's state, so nothing is left on
-the scheduler afterwards, not even from a chunk that finishes after its run failed.
-
-Everything stored and returned is a plain record (see :mod:`coffea_sizing.records`).
+The executor talks to the plugin through handlers the plugin registers on the
+scheduler (``coffea_sizing_begin``, ``coffea_sizing_end``, ``coffea_sizing_state``),
+called with ``client.sync(client.scheduler.<handler>, ...)``. Runs end when their
+executor says so or when their client leaves (``remove_client``). Unpacking and
+assembling the records is the client's (:mod:`coffea_sizing.executor`); the record
+format is :mod:`coffea_sizing.records`.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
+from ._version import __version__
+from .records import WIRE_LAYOUT
+
 if TYPE_CHECKING:
     from distributed import Client
     from distributed.scheduler import Scheduler
 
-__all__ = [
-    "CHUNK_PREFIX",
-    "MERGE_PREFIX",
-    "TOPIC",
-    "SizingSchedulerPlugin",
-    "begin_run",
-    "chunk_key",
-    "collect_run",
-    "end_run",
-    "ensure_plugin",
-    "merge_key",
-]
+__all__ = ["SizingSchedulerPlugin", "scheduler_state"]
 
 logger = logging.getLogger(__name__)
 
-#: Topic of the Dask events that carry chunk records from workers to the scheduler.
-TOPIC = "coffea-sizing"
+#: Topic of the events that carry joined records from the scheduler to a run's client.
+TOPIC = "coffea-sizing-records"
+#: Key in a worker's ``TaskState.metadata`` under which a chunk task leaves its record.
+META_KEY = "coffea-sizing"
 #: Key prefix of chunk tasks: ``coffea-sizing-chunk-<run id>-<index>``.
 CHUNK_PREFIX = "coffea-sizing-chunk"
 #: Key prefix of reduction tasks: ``coffea-sizing-merge-<run id>-<level>-<index>``.
 MERGE_PREFIX = "coffea-sizing-merge"
+_PREFIX = "coffea-sizing-"
+_HANDLERS = ("coffea_sizing_begin", "coffea_sizing_end", "coffea_sizing_state")
 
 
 def chunk_key(run_id: str, index: int) -> str:
@@ -82,19 +75,15 @@ def merge_key(run_id: str, level: int, index: int) -> str:
     return f"{MERGE_PREFIX}-{run_id}-{level}-{index}"
 
 
-def _parse_key(key: object) -> tuple[str, str] | None:
-    """``(kind, run_id)`` of one of our keys, else ``None``."""
-    if not isinstance(key, str):
+def _run_of(key: object) -> str | None:
+    """The run id one of our keys names, else ``None`` (cheap: every transition)."""
+    if type(key) is not str or not key.startswith(_PREFIX):
         return None
-    if key.startswith(CHUNK_PREFIX + "-"):
-        rest = key[len(CHUNK_PREFIX) + 1 :]
-        kind = "chunk"
-    elif key.startswith(MERGE_PREFIX + "-"):
-        rest = key[len(MERGE_PREFIX) + 1 :]
-        kind = "merge"
-    else:
+    # coffea-sizing-chunk-<run>-<i> / coffea-sizing-merge-<run>-<level>-<j>
+    parts = key.split("-", 4)
+    if len(parts) < 5 or parts[2] not in ("chunk", "merge"):
         return None
-    return kind, rest.split("-", 1)[0]
+    return parts[3]
 
 
 def _compute_window(startstops: Any) -> tuple[float | None, float | None]:
@@ -108,37 +97,52 @@ def _compute_window(startstops: Any) -> tuple[float | None, float | None]:
     return start, stop
 
 
+def _worker_memory(ws: Any) -> tuple[str | None, int | None, int | None]:
+    """(address, last reported process memory, memory_limit) of a WorkerState."""
+    if ws is None:
+        return None, None, None
+    metrics = getattr(ws, "metrics", None) or {}
+    memory = metrics.get("memory") if isinstance(metrics, dict) else None
+    limit = getattr(ws, "memory_limit", None) or None
+    return (
+        getattr(ws, "address", None),
+        int(memory) if isinstance(memory, int | float) else None,
+        int(limit) if limit else None,
+    )
+
+
 @dataclass
 class _Run:
-    """What the scheduler holds for one run, until :func:`end_run`."""
+    """What the scheduler holds for one run: its client and its tasks in flight."""
 
     run_id: str
-    merge_inputs: dict[str, int] = field(default_factory=dict)
-    #: the packed record of each chunk, as it arrived (see records.pack_record)
-    worker_records: dict[str, Any] = field(default_factory=dict)
-    #: (nbytes, worker, compute start, compute stop, worker memory limit) of each
-    #: finished task
-    scheduler_fields: dict[
-        str, tuple[int | None, str | None, float | None, float | None, int | None]
-    ] = field(default_factory=dict)
+    client: str
+    #: starts of each task not yet finished
     attempts: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
-    errors: dict[str, str] = field(default_factory=dict)
+    #: the WorkerState running each task now
+    running: dict[str, Any] = field(default_factory=dict)
+    #: (worker, its last memory, its memory_limit) for each worker lost under a task
+    lost: dict[str, list[tuple[str | None, int | None, int | None]]] = field(
+        default_factory=dict
+    )
+    sent: int = 0
+    peak: int = 0
 
 
 class SizingSchedulerPlugin(SchedulerPlugin):
-    """Collects per-task sizes on the scheduler for :class:`~coffea_sizing.SizingDaskExecutor` runs.
+    """Joins per-task sizes on the scheduler for :class:`~coffea_sizing.SizingDaskExecutor` runs.
 
-    Registered once per scheduler by :func:`ensure_plugin` (``idempotent``), shared
-    by every run and every client; each run's state lives from :func:`begin_run` to
-    :func:`end_run`.
+    Registered once per scheduler (``idempotent``), shared by every run and client.
+    Each joined record goes to its run's client as soon as its task finishes; the
+    plugin keeps only the tasks in flight.
 
     Examples
     --------
     >>> from distributed import Client, LocalCluster
-    >>> from coffea_sizing.plugin import SizingSchedulerPlugin, ensure_plugin
+    >>> from coffea_sizing.plugin import SizingSchedulerPlugin, _ensure_plugin
     >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
     ...     with Client(cluster) as client:
-    ...         ensure_plugin(client)
+    ...         _ensure_plugin(client)
     ...         SizingSchedulerPlugin.name in cluster.scheduler.plugins
     True
     """
@@ -152,6 +156,15 @@ class SizingSchedulerPlugin(SchedulerPlugin):
 
     async def start(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
+        # Handlers find the plugin registered now: one unregistered mid-run answers
+        # "not registered" instead of a stale object answering for it.
+        scheduler.handlers.update(
+            {
+                "coffea_sizing_begin": partial_handler(scheduler, "begin"),
+                "coffea_sizing_end": partial_handler(scheduler, "end"),
+                "coffea_sizing_state": partial_handler(scheduler, "state"),
+            }
+        )
 
     # ------------------------------------------------------------ hooks
     def transition(
@@ -162,227 +175,180 @@ class SizingSchedulerPlugin(SchedulerPlugin):
         *args: Any,  # noqa: ARG002 - hooks take whatever the scheduler passes
         **kwargs: Any,
     ) -> None:
-        parsed = _parse_key(key)
-        if parsed is None:
+        run_id = _run_of(key)
+        if run_id is None:
             return
-        run = self.runs.get(parsed[1])
+        run = self.runs.get(run_id)
         if run is None:
             return
         if finish == "processing":
             run.attempts[key] += 1
-        elif start == "processing" and finish == "memory":
-            cstart, cstop = _compute_window(kwargs.get("startstops"))
-            nbytes = kwargs.get("nbytes")
-            worker = kwargs.get("worker")
-            ws = self.scheduler.workers.get(worker) if self.scheduler else None
-            run.scheduler_fields[key] = (
-                None if nbytes is None else int(nbytes),
-                worker,
-                cstart,
-                cstop,
-                getattr(ws, "memory_limit", None) or None,
-            )
+            ts = self.scheduler.tasks.get(key) if self.scheduler else None
+            run.running[key] = getattr(ts, "processing_on", None)
+            held = len(run.attempts) + len(run.lost)
+            run.peak = max(run.peak, held)
+            return
+        if start != "processing":
+            return
+        ws = run.running.pop(key, None)
+        if finish == "memory":
+            self._finished(run, key, kwargs)
         elif finish == "erred":
-            exc = kwargs.get("exception_text") or kwargs.get("exception")
-            run.errors[key] = str(exc) if exc is not None else "erred"
+            self._erred(run, key, ws, kwargs)
+        elif self.scheduler is not None and ws is not None:
+            # back to waiting/released: the worker running it was lost
+            address = getattr(ws, "address", None)
+            if address not in self.scheduler.workers:
+                run.lost.setdefault(key, []).append(_worker_memory(ws))
 
-    def log_event(self, topic: str, msg: Any, **kwargs: Any) -> None:  # noqa: ARG002
-        if topic != TOPIC or not isinstance(msg, dict):
+    def _finished(self, run: _Run, key: str, kwargs: dict[str, Any]) -> None:
+        metadata = kwargs.get("metadata")
+        packed = metadata.get(META_KEY) if isinstance(metadata, dict) else None
+        if packed is not None and self.scheduler is not None:
+            ts = self.scheduler.tasks.get(key)
+            if ts is not None and ts.metadata:
+                ts.metadata.pop(META_KEY, None)  # the scheduler keeps nothing of it
+        nbytes = kwargs.get("nbytes")
+        worker = kwargs.get("worker")
+        ws = self.scheduler.workers.get(str(worker)) if self.scheduler else None
+        cstart, cstop = _compute_window(kwargs.get("startstops"))
+        item: dict[str, Any] = {
+            "run": run.run_id,
+            "key": key,
+            "record": packed,
+            "task_nbytes": None if nbytes is None else int(nbytes),
+            "worker": worker,
+            "worker_memory_limit": _worker_memory(ws)[2],
+            "compute_start": cstart,
+            "compute_stop": cstop,
+            "attempts": run.attempts.pop(key, 0),
+        }
+        lost = run.lost.pop(key, None)
+        if lost:
+            item["lost_workers"] = lost
+        self._send(run, item)
+
+    def _erred(self, run: _Run, key: str, ws: Any, kwargs: dict[str, Any]) -> None:
+        text = kwargs.get("exception_text")
+        if not text:
+            exc = kwargs.get("exception")
+            text = "KilledWorker" if isinstance(exc, bytes) else str(exc or "erred")
+        address, memory, limit = _worker_memory(ws)
+        item: dict[str, Any] = {
+            "run": run.run_id,
+            "key": key,
+            "error": str(text)[:2000],
+            "worker": kwargs.get("worker") or address,
+            "worker_memory": memory,
+            "worker_memory_limit": limit,
+            "attempts": run.attempts.pop(key, 0),
+        }
+        lost = run.lost.pop(key, None)
+        if lost:
+            item["lost_workers"] = lost
+        self._send(run, item)
+
+    def _send(self, run: _Run, item: dict[str, Any]) -> None:
+        from distributed.metrics import time
+
+        assert self.scheduler is not None
+        comm = self.scheduler.client_comms.get(run.client)
+        if comm is None:  # the client is gone: nobody wants this run
+            self.runs.pop(run.run_id, None)
             return
-        key = msg.get("key")
-        parsed = _parse_key(key)
-        if parsed is None:
+        try:
+            comm.send({"op": "event", "topic": TOPIC, "event": (time(), item)})
+        except Exception:  # noqa: BLE001 - a closing comm: remove_client drops the run
+            logger.debug("coffea-sizing could not send to %s", run.client)
             return
-        run = self.runs.get(parsed[1])
-        if run is not None and isinstance(key, str):
-            # kept packed: the client unpacks (and reports a record it cannot read)
-            run.worker_records[key] = msg.get("record", msg)
-        # The broker also logs every event; ours are filed above (or belong to a run
-        # already ended, e.g. a chunk still running when its run failed): drop it.
-        self._forget_topic()
+        run.sent += 1
 
-    def _forget_topic(self) -> None:
-        broker = getattr(self.scheduler, "_broker", None)
-        topics = getattr(broker, "_topics", None)
-        if not isinstance(topics, dict) or TOPIC not in topics:
-            return
-        topic = topics[TOPIC]
-        if getattr(topic, "subscribers", None):
-            topic.truncate()  # someone subscribed to our topic: keep the topic
-        else:
-            topics.pop(TOPIC, None)
+    def remove_client(self, scheduler: Scheduler, client: str, **kwargs: Any) -> None:  # noqa: ARG002
+        for run_id in [r for r, run in self.runs.items() if run.client == client]:
+            del self.runs[run_id]
+        broker = getattr(scheduler, "_broker", None)
+        if broker is not None:
+            try:
+                broker.unsubscribe(TOPIC, client)
+            except Exception:  # noqa: BLE001  # pragma: no cover
+                logger.debug("could not unsubscribe %s", client)
 
-    # ------------------------------------------------------------ runs
-    def begin(self, run_id: str) -> None:
-        """Open the state of run ``run_id`` (called through :func:`begin_run`)."""
-        self.runs[run_id] = _Run(run_id)
+    # ------------------------------------------------------------ handlers
+    def begin(self, run_id: str, client: str) -> dict[str, Any]:
+        """Open run ``run_id`` for ``client`` (idempotent); say who answers."""
+        if run_id not in self.runs:
+            self.runs[run_id] = _Run(run_id, client)
+        return {"version": __version__, "layout": WIRE_LAYOUT}
 
-    def add_merges(self, run_id: str, merge_inputs: dict[str, int]) -> None:
-        """Record how many inputs each reduction task of ``run_id`` has."""
-        run = self.runs.get(run_id)
-        if run is not None:
-            run.merge_inputs.update(merge_inputs)
+    def end(self, run_id: str) -> dict[str, Any]:
+        """Drop run ``run_id``: how much it held at most and how many items went out."""
+        run = self.runs.pop(run_id, None)
+        return {
+            "open_runs": len(self.runs),
+            "peak": run.peak if run else None,
+            "sent": run.sent if run else None,
+        }
 
-    def collect(self, run_id: str, chunk_keys: list[str]) -> dict[str, Any]:
-        """Join worker records and scheduler fields for ``run_id``.
+    def state(self) -> dict[str, Any]:
+        """What the plugin holds now: open runs and their tasks in flight."""
+        return {
+            "registered": True,
+            "runs": sorted(self.runs),
+            "held": sum(len(r.attempts) + len(r.lost) for r in self.runs.values()),
+        }
 
-        Returns ``{"chunks": [...], "merges": [...], "missing": [...]}``: for each
-        key in ``chunk_keys`` (in that order) a dict of ``key``, ``record`` (the
-        worker's packed record as it arrived, or ``None``), ``task_nbytes``,
-        ``worker``, ``compute_start``, ``compute_stop`` and ``attempts``; one merge
-        record per reduction task; and the chunk keys whose worker record has not
-        arrived. The client unpacks the records
-        (:func:`coffea_sizing.records.unpack_record`).
-        """
-        run = self.runs.get(run_id) or _Run(run_id)
-        chunks: list[dict[str, Any]] = []
-        missing: list[str] = []
-        none: tuple[None, None, None, None, None] = (None, None, None, None, None)
-        for key in chunk_keys:
-            packed = run.worker_records.get(key)
-            if packed is None:
-                missing.append(key)
-            nbytes, worker, cstart, cstop, limit = run.scheduler_fields.get(key, none)
-            chunks.append(
-                {
-                    "key": key,
-                    "record": packed,
-                    "task_nbytes": nbytes,
-                    "worker": worker,
-                    "worker_memory_limit": limit,
-                    "compute_start": cstart,
-                    "compute_stop": cstop,
-                    "attempts": run.attempts.get(key, 0),
-                }
+
+def partial_handler(scheduler: Scheduler, method: str) -> Any:
+    """A scheduler handler that calls ``method`` of the plugin registered now."""
+
+    def handler(**kwargs: Any) -> Any:
+        plugin = scheduler.plugins.get(SizingSchedulerPlugin.name)
+        if not isinstance(plugin, SizingSchedulerPlugin):
+            if method == "state":
+                return {"registered": False, "runs": [], "held": 0}
+            raise RuntimeError(
+                "the coffea-sizing scheduler plugin is no longer registered on this "
+                "scheduler"
             )
-        merges: list[dict[str, Any]] = []
-        for key, n_inputs in run.merge_inputs.items():
-            nbytes, worker, cstart, cstop, _ = run.scheduler_fields.get(key, none)
-            level_index = key[len(MERGE_PREFIX) + 1 :].split("-")[1:]
-            merges.append(
-                {
-                    "key": key,
-                    "level": int(level_index[0]) if level_index else None,
-                    "inputs": n_inputs,
-                    "nbytes": nbytes,
-                    "worker": worker,
-                    "walltime": (
-                        None if cstart is None or cstop is None else cstop - cstart
-                    ),
-                    "attempts": run.attempts.get(key, 0),
-                    "compute_start": cstart,
-                    "compute_stop": cstop,
-                }
-            )
-        return {"chunks": chunks, "merges": merges, "missing": missing}
+        return getattr(plugin, method)(**kwargs)
 
-    def end(self, run_id: str) -> None:
-        """Drop run ``run_id``; with no run left, drop the topic's event log too."""
-        self.runs.pop(run_id, None)
-        self._forget_topic()
+    handler.__name__ = f"coffea_sizing_{method}"
+    return handler
 
 
 # ------------------------------------------------------------------ client side
-def _plugin(dask_scheduler: Scheduler) -> SizingSchedulerPlugin:
-    plugin = dask_scheduler.plugins.get(SizingSchedulerPlugin.name)
-    if not isinstance(plugin, SizingSchedulerPlugin):
-        raise RuntimeError(  # noqa: TRY004
-            "the coffea-sizing scheduler plugin is not registered on this scheduler"
-        )
-    return plugin
-
-
-def _sched_begin(dask_scheduler: Scheduler, run_id: str) -> None:
-    _plugin(dask_scheduler).begin(run_id)
-
-
-def _sched_add_merges(
-    dask_scheduler: Scheduler, run_id: str, merge_inputs: dict[str, int]
-) -> None:
-    _plugin(dask_scheduler).add_merges(run_id, merge_inputs)
-
-
-def _sched_collect(
-    dask_scheduler: Scheduler, run_id: str, chunk_keys: list[str]
-) -> dict[str, Any]:
-    return _plugin(dask_scheduler).collect(run_id, chunk_keys)
-
-
-def _sched_end(dask_scheduler: Scheduler, run_id: str) -> int:
-    plugin = _plugin(dask_scheduler)
-    plugin.end(run_id)
-    return len(plugin.runs)
-
-
-def _sched_state(dask_scheduler: Scheduler) -> dict[str, Any]:
-    plugin = dask_scheduler.plugins.get(SizingSchedulerPlugin.name)
-    broker = getattr(dask_scheduler, "_broker", None)
-    topics = getattr(broker, "_topics", {})
-    return {
-        "registered": isinstance(plugin, SizingSchedulerPlugin),
-        "runs": sorted(plugin.runs)
-        if isinstance(plugin, SizingSchedulerPlugin)
-        else [],
-        "topic_events": len(topics[TOPIC].events) if TOPIC in topics else 0,
-    }
-
-
-def ensure_plugin(client: Client) -> None:
+def _ensure_plugin(client: Client) -> None:
     """Register :class:`SizingSchedulerPlugin` on the client's scheduler, once.
 
-    The scheduler must be able to import ``coffea_sizing`` (install it where the
-    scheduler runs, as coffea itself is installed where the workers run).
-
-    Examples
-    --------
-    >>> from distributed import Client, LocalCluster
-    >>> from coffea_sizing.plugin import ensure_plugin, scheduler_state
-    >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
-    ...     with Client(cluster) as client:
-    ...         ensure_plugin(client)
-    ...         scheduler_state(client)["registered"]
-    True
+    Raises
+    ------
+    ModuleNotFoundError
+        Saying that the scheduler is the side without coffea_sizing.
     """
-    client.register_plugin(SizingSchedulerPlugin(), name=SizingSchedulerPlugin.name)
+    try:
+        client.register_plugin(SizingSchedulerPlugin(), name=SizingSchedulerPlugin.name)
+    except ModuleNotFoundError as err:
+        address = getattr(client.scheduler, "address", "?")
+        raise ModuleNotFoundError(
+            f"the Dask scheduler at {address} cannot import coffea_sizing ({err}). "
+            "SizingDaskExecutor runs a plugin on the scheduler: install "
+            f"coffea-sizing=={__version__} in the scheduler's environment (and the "
+            "workers'), or use coffea's DaskExecutor.",
+            name=err.name,
+        ) from None
 
 
-def begin_run(client: Client) -> str:
-    """Open a run on the scheduler and return its id (12 hex digits).
-
-    Examples
-    --------
-    >>> from distributed import Client, LocalCluster
-    >>> from coffea_sizing.plugin import begin_run, end_run, ensure_plugin
-    >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
-    ...     with Client(cluster) as client:
-    ...         ensure_plugin(client)
-    ...         run_id = begin_run(client)
-    ...         still_open = end_run(client, run_id)
-    >>> len(run_id), still_open
-    (12, 0)
-    """
-    run_id = uuid.uuid4().hex[:12]
-    client.run_on_scheduler(_sched_begin, run_id=run_id)
-    return run_id
-
-
-def add_merges(client: Client, run_id: str, merge_inputs: dict[str, int]) -> None:
-    """Tell the scheduler how many inputs each reduction task of ``run_id`` has."""
-    client.run_on_scheduler(_sched_add_merges, run_id=run_id, merge_inputs=merge_inputs)
-
-
-def collect_run(client: Client, run_id: str, chunk_keys: list[str]) -> dict[str, Any]:
-    """Fetch the joined records of ``run_id`` (see :meth:`SizingSchedulerPlugin.collect`)."""
-    return client.run_on_scheduler(_sched_collect, run_id=run_id, chunk_keys=chunk_keys)
-
-
-def end_run(client: Client, run_id: str) -> int:
-    """Drop everything the scheduler holds for ``run_id``; return the runs still open."""
-    return int(client.run_on_scheduler(_sched_end, run_id=run_id))
+def _call(client: Client, handler: str, **kwargs: Any) -> Any:
+    """Call one of the plugin's scheduler handlers."""
+    return client.sync(getattr(client.scheduler, handler), **kwargs)
 
 
 def scheduler_state(client: Client) -> dict[str, Any]:
-    """What the plugin holds now: ``registered``, open ``runs``, ``topic_events``.
+    """What the plugin holds now: ``registered``, open ``runs``, ``held`` tasks.
+
+    ``held`` counts the in-flight tasks the plugin tracks for open runs; it is 0
+    between runs. Before the plugin was ever registered on this scheduler the
+    answer is ``{"registered": False, "runs": [], "held": 0}``.
 
     Examples
     --------
@@ -391,6 +357,9 @@ def scheduler_state(client: Client) -> dict[str, Any]:
     >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
     ...     with Client(cluster) as client:
     ...         scheduler_state(client)
-    {'registered': False, 'runs': [], 'topic_events': 0}
+    {'registered': False, 'runs': [], 'held': 0}
     """
-    return dict(client.run_on_scheduler(_sched_state))
+    state = _call(client, "coffea_sizing_state")  # None: no such handler yet
+    if not state:
+        return {"registered": False, "runs": [], "held": 0}
+    return {**state, "runs": list(state["runs"])}

@@ -23,8 +23,8 @@ package.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
-import zlib
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -44,10 +44,12 @@ __all__ = [
     "REPORT_RUN_KEY",
     "TRACKED_FIELDS",
     "WIRE_FIELDS",
+    "WIRE_LAYOUT",
     "WIRE_VERSION",
     "SizingWarning",
     "WireFormatError",
     "chunk_table",
+    "drop_mistyped",
     "merge_table",
     "pack_record",
     "plain_value",
@@ -84,6 +86,7 @@ CHUNK_FIELDS: tuple[str, ...] = (
     "worker_memory_limit",
     "attempts",
     "skipped",
+    "error",
     # input
     "bytesread",
     "columns",
@@ -150,12 +153,13 @@ CLIENT_FIELDS: tuple[str, ...] = (
     "key",
     "worker_memory_limit",
     "attempts",
+    "error",
     "task_nbytes",
     "compute_start",
     "compute_stop",
 )
 #: Version of the packed form (its structure; the fields are checked by a hash).
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 #: The fields a packed record carries by position, in this order: the chunk fields a
 #: worker measures, then those of ``@track_sizes``. Any other field of a record
 #: travels by name.
@@ -163,9 +167,12 @@ WIRE_FIELDS: tuple[str, ...] = (
     *(name for name in CHUNK_FIELDS if name not in CLIENT_FIELDS),
     *TRACKED_FIELDS,
 )
-#: A hash of :data:`WIRE_FIELDS`, sent with every record: a worker and a client whose
-#: field lists differ (two versions of coffea-sizing) notice it.
-_LAYOUT = zlib.crc32(",".join(WIRE_FIELDS).encode()) & 0xFFFF
+#: A 64-bit hash of :data:`WIRE_FIELDS`, sent with every record: a worker and a client
+#: whose field lists differ (two versions of coffea-sizing) notice it.
+WIRE_LAYOUT = int.from_bytes(
+    hashlib.blake2b(",".join(WIRE_FIELDS).encode(), digest_size=8).digest(), "big"
+)
+_LAYOUT = WIRE_LAYOUT
 _WIRE_INDEX = {name: i for i, name in enumerate(WIRE_FIELDS)}
 #: ``columns_read`` packed as this value: the same list as ``columns``.
 _SAME_AS_COLUMNS = True
@@ -359,6 +366,73 @@ def unpack_record(packed: bytes) -> dict[str, Any]:
     ordered = {name: record.pop(name) for name in WIRE_FIELDS if name in record}
     ordered.update(record)
     return ordered
+
+
+_INT_FIELDS = frozenset(
+    {
+        "entries",
+        "bytesread",
+        "output_pickled_bytes",
+        "output_compressed_bytes",
+        "mem_peak_bytes",
+        "mem_usage_bytes",
+        "bytesread_open",
+        "bytesread_payload",
+        "process_mem_peak_bytes",
+        "process_mem_usage_bytes",
+        "process_output_pickled_bytes",
+    }
+)
+_FLOAT_FIELDS = frozenset(
+    {
+        "processtime",
+        "walltime",
+        "cputime",
+        "sizing_overhead",
+        "process_walltime",
+        "process_cputime",
+    }
+)
+_BOOL_FIELDS = frozenset({"skipped", "mem_shared", "process_mem_shared"})
+_STR_LIST_FIELDS = frozenset({"columns", "columns_read"})
+
+
+def _well_typed(name: str, value: Any) -> bool:
+    if value is None:
+        return True
+    if name in _INT_FIELDS:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if name in _FLOAT_FIELDS:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if name in _BOOL_FIELDS:
+        return isinstance(value, bool)
+    if name in _STR_LIST_FIELDS:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if name == "column_bytes":
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+            for k, v in value.items()
+        )
+    return True
+
+
+def drop_mistyped(record: dict[str, Any]) -> list[str]:
+    """Set every field whose value has the wrong type to ``None``; name them.
+
+    A worker running other code (or a record forged on its way) cannot then make a
+    sum over a table fail later: the field is unknown, and the caller warns.
+
+    Examples
+    --------
+    >>> from coffea_sizing.records import drop_mistyped
+    >>> rec = {"bytesread": "336624", "walltime": 0.5, "columns": ["Jet_pt", 3]}
+    >>> drop_mistyped(rec), rec
+    (['bytesread', 'columns'], {'bytesread': None, 'walltime': 0.5, 'columns': None})
+    """
+    bad = [name for name, value in record.items() if not _well_typed(name, value)]
+    for name in bad:
+        record[name] = None
+    return bad
 
 
 @functools.lru_cache(maxsize=256)

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.executor
 
 
 #: What the scheduler holds after any run, whatever happened in it.
-CLEAN_STATE = {"registered": True, "runs": [], "topic_events": 0}
+CLEAN_STATE = {"registered": True, "runs": [], "held": 0}
 
 
 def run(
@@ -251,7 +251,7 @@ def test_unpicklable_output_names_the_chunk(
         ({"client": "tcp://127.0.0.1:8786"}, "client must be a distributed.Client"),
         ({"treereduction": 1}, "treereduction must be an integer >= 2"),
         ({"compression": "lz4"}, "compression must be None or an lz4 level"),
-        ({"retries": -1}, "retries must be an integer >= 0"),
+        ({"retries": -1}, "retries must be None or an integer >= 0"),
     ],
 )
 def test_bad_options(options: dict[str, Any], message: str) -> None:
@@ -316,27 +316,30 @@ def test_workers_of_another_wire_format_are_named(client: Any, ttbar_file: str) 
 
 
 def test_records_travel_packed(client: Any, generated_file: str) -> None:
-    """What the scheduler holds per chunk is the packed record (no field names)."""
-    from coffea_sizing.plugin import SizingSchedulerPlugin
+    """A chunk's record reaches the scheduler packed (no field names, no identity),
+    inside the task-finished message, and the scheduler does not keep it."""
+    from coffea_sizing.plugin import META_KEY, SizingSchedulerPlugin
     from coffea_sizing.records import pack_record, unpack_record
-
-    seen: list[bytes] = []
 
     def spy(dask_scheduler: Any) -> None:
         plugin = dask_scheduler.plugins[SizingSchedulerPlugin.name]
-        original = plugin.log_event
+        original = plugin.transition
+        seen: list[Any] = []
 
-        def log_event(topic: str, msg: Any, **kwargs: Any) -> None:
-            if isinstance(msg, dict) and isinstance(msg.get("record"), bytes):
-                dask_scheduler._coffea_sizing_test_seen.append(msg["record"])
-            original(topic, msg, **kwargs)
+        def transition(key: Any, start: str, finish: str, *a: Any, **kw: Any) -> None:
+            if finish == "memory" and str(key).startswith("coffea-sizing-chunk"):
+                seen.append(kw["metadata"][META_KEY])
+            original(key, start, finish, *a, **kw)
+            if finish == "memory" and str(key).startswith("coffea-sizing-chunk"):
+                ts = dask_scheduler.tasks[key]
+                seen.append(META_KEY in (ts.metadata or {}))
 
-        dask_scheduler._coffea_sizing_test_seen = []
-        plugin.log_event = log_event
+        dask_scheduler._coffea_sizing_test_seen = seen
+        plugin.transition = transition
 
-    def take(dask_scheduler: Any) -> list[bytes]:
+    def take(dask_scheduler: Any) -> list[Any]:
         plugin = dask_scheduler.plugins[SizingSchedulerPlugin.name]
-        del plugin.log_event  # back to the class's hook
+        del plugin.transition  # back to the class's hook
         return dask_scheduler.__dict__.pop("_coffea_sizing_test_seen")
 
     run(client, {"g": [generated_file]}, chunksize=5_000)  # registers the plugin
@@ -346,14 +349,17 @@ def test_records_travel_packed(client: Any, generated_file: str) -> None:
     finally:
         seen = client.run_on_scheduler(take)
     check_invariants(report)
-    assert len(seen) == len(report["sizing"]) == 4
-    for packed in seen:
+    packed_records, kept = seen[0::2], seen[1::2]
+    assert len(packed_records) == len(report["sizing"]) == 4
+    assert kept == [False] * 4  # the scheduler's TaskState does not keep it
+    for packed in packed_records:
+        assert isinstance(packed, bytes)
         assert b"walltime" not in packed
         assert generated_file.encode() not in packed
         worker_part = unpack_record(packed)
         assert len(pack_record(worker_part)) == len(packed)
     by_overhead = {r["sizing_overhead"]: r for r in report["sizing"]}
-    for packed in seen:
+    for packed in packed_records:
         worker_part = unpack_record(packed)
         full = by_overhead[worker_part["sizing_overhead"]]
         assert {k: full[k] for k in worker_part} == worker_part
