@@ -998,8 +998,11 @@ def _failing_chunk(err: BaseException, collector: _Collector) -> str | None:
     predicted = _predicted_bytes(workitem, columns)
     if predicted is not None:
         parts.append(f"predicted input {format_bytes(predicted)}")
-    if item.get("error") and "KilledWorker" not in str(item["error"]):
-        parts.append(f"error: {str(item['error']).splitlines()[0][:200]}")
+    text = str(item.get("error") or "")
+    if text and "KilledWorker" not in text:
+        # coffea wraps the processor's exception: "... The error was: <it>."
+        text = text.rsplit("The error was: ", 1)[-1].strip().rstrip(".")
+        parts.append(f"error: {text.splitlines()[0][:200]}")
     return ", ".join(parts)
 
 

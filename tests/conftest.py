@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import awkward as ak
 import cloudpickle
@@ -96,6 +98,22 @@ class JetProcessor(processor.ProcessorABC):
 
     def postprocess(self, accumulator: dict[str, object]) -> dict[str, object]:
         return accumulator
+
+
+class FailAt(JetProcessor):
+    """Raises on the chunk starting at ``victim`` (after ``delay`` s), sleeps
+    ``pause`` s on the others."""
+
+    def __init__(self, victim: int, delay: float = 0.0, pause: float = 0.0) -> None:
+        super().__init__()
+        self.victim, self.delay, self.pause = victim, delay, pause
+
+    def process(self, events: Any) -> dict[str, object]:
+        if events.metadata["entrystart"] == self.victim:
+            time.sleep(self.delay)
+            raise ZeroDivisionError(f"analysis bug at entry {self.victim}")
+        time.sleep(self.pause)
+        return super().process(events)
 
 
 @pytest.fixture
