@@ -12,7 +12,6 @@ the measuring :mod:`coffea_sizing.probe`. The manual is ``docs/guide/executor.md
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import pickle
 import time
@@ -132,32 +131,9 @@ def _find_savemetrics(function: Any) -> bool | None:
 
 
 # ====================================================================== workers
-def _by_value_functions() -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """The two functions shipped to workers *by value* (cloudpickle: not importable).
-
-    A worker unpickles a task's function as it receives the task. Were the chunk
-    task a coffea_sizing object, a worker without coffea_sizing would fail to read
-    the scheduler's message and drop its connection; these functions import
-    coffea_sizing only when they run, so such a worker fails the task with an error
-    that says what to install, and lives on.
-    """
-
-    def coffea_sizing_task(blob: bytes, version: str, item: Any) -> Any:
-        try:
-            from coffea_sizing.executor import _run_packed_task
-        except ImportError as err:
-            try:
-                from distributed import get_worker
-
-                where = f"worker {get_worker().address}"
-            except Exception:  # noqa: BLE001 - any way to name it will do
-                where = "this worker"
-            raise ModuleNotFoundError(
-                f"{where} cannot import coffea_sizing ({err}): install "
-                f"coffea-sizing=={version} in the workers' environment, as coffea "
-                "is, or run with coffea's DaskExecutor"
-            ) from None
-        return _run_packed_task(blob, version, item)
+def _worker_check_function() -> Callable[[], Any]:
+    """A function shipped to workers *by value* (cloudpickle: it is not importable)
+    that says which coffea-sizing each worker has, without needing one."""
 
     def coffea_sizing_check() -> Any:
         try:
@@ -167,36 +143,34 @@ def _by_value_functions() -> tuple[Callable[..., Any], Callable[..., Any]]:
             return f"{type(err).__name__}: {err}"
         return [coffea_sizing.__version__, WIRE_LAYOUT]
 
-    return coffea_sizing_task, coffea_sizing_check
+    return coffea_sizing_check
 
 
-_TASK_ENTRY, _WORKER_CHECK = _by_value_functions()
+_WORKER_CHECK = _worker_check_function()
 
 
-@functools.lru_cache(maxsize=8)
-def _load_task(blob: bytes) -> _SizingTask:
-    task = pickle.loads(blob)
-    if not isinstance(task, _SizingTask):  # pragma: no cover - our own blob
-        raise TypeError("not a coffea-sizing chunk task")
-    return task
+def _chunk_tasks(task: _SizingTask, items: list[Any]) -> tuple[Any, list[Any]]:
+    """What ``client.map`` gets for the chunk tasks: ``apply(loads(blob), (item,))``.
 
+    Only dask's ``apply`` and ``pickle.loads`` travel by reference: the chunk task
+    itself is bytes, unpickled when the task runs. A worker without coffea_sizing
+    (one that joins an adaptive cluster late, say) then fails the task with a
+    ``ModuleNotFoundError`` the client can name, instead of failing to read the
+    scheduler's message and dropping its connection; and the scheduler sends each
+    task without pickling any function by value.
+    """
+    import cloudpickle
+    from dask._task_spec import Task
 
-def _run_packed_task(blob: bytes, version: str, item: Any) -> Any:
-    """Run a chunk task shipped as bytes (see :func:`_by_value_functions`)."""
-    if version != __version__:
-        warnings.warn(
-            f"this worker runs coffea-sizing {__version__}, the client {version}",
-            SizingWarning,
-            stacklevel=2,
-        )
-    return _load_task(blob)(item)
+    loader = Task(None, pickle.loads, cloudpickle.dumps(task))
+    return [loader] * len(items), [(item,) for item in items]
 
 
 class _SizingTask:
     """The chunk task: run coffea's work function, measure, compress, report.
 
-    Travels to the workers as bytes inside the by-value entry function; the record
-    goes back in the task's own ``TaskState.metadata``, with the task's result.
+    Travels to the workers as bytes (see :func:`_chunk_tasks`); the record goes
+    back in the task's own ``TaskState.metadata``, with the task's result.
     """
 
     def __init__(self, function: Callable[..., Any], compression: int | None) -> None:
@@ -740,10 +714,7 @@ class SizingDaskExecutor(DaskExecutor):
         items: list[Any],
         function: Callable[..., Any],
     ) -> Any:
-        import cloudpickle
-
-        blob = cloudpickle.dumps(_SizingTask(function, self.compression))
-        task = partial(_TASK_ENTRY, blob, __version__)
+        task = _SizingTask(function, self.compression)
         reducer = _reduce(self.compression)
         task_items: list[Any] = items
         if self.heavy_input is not None:
@@ -825,13 +796,17 @@ class SizingDaskExecutor(DaskExecutor):
             collector.progress = None
 
     def _submit_chunks(
-        self, client: Client, task: Any, task_items: list[Any], keys: list[str]
+        self, client: Client, task: _SizingTask, task_items: list[Any], keys: list[str]
     ) -> list[Future]:
+        from dask.utils import apply
+
+        loaders, args = _chunk_tasks(task, task_items)
         if not self.worker_affinity:
             return list(
                 client.map(
-                    task,
-                    task_items,
+                    apply,
+                    loaders,
+                    args,
                     key=keys,
                     priority=self.priority,
                     retries=self.retries,
@@ -848,8 +823,9 @@ class SizingDaskExecutor(DaskExecutor):
         futures: dict[int, Future] = {}
         for wi, idx in by_worker.items():
             submitted = client.map(
-                task,
-                [task_items[i] for i in idx],
+                apply,
+                [loaders[i] for i in idx],
+                [args[i] for i in idx],
                 key=[keys[i] for i in idx],
                 priority=self.priority,
                 retries=self.retries,
@@ -1003,6 +979,11 @@ def _failing_chunk(err: BaseException, collector: _Collector) -> str | None:
         # coffea wraps the processor's exception: "... The error was: <it>."
         text = text.rsplit("The error was: ", 1)[-1].strip().rstrip(".")
         parts.append(f"error: {text.splitlines()[0][:200]}")
+        if "No module named 'coffea_sizing" in text:
+            parts.append(
+                "that worker cannot import coffea_sizing: install "
+                f"coffea-sizing=={__version__} in its environment (as coffea is)"
+            )
     return ", ".join(parts)
 
 

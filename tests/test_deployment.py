@@ -215,8 +215,8 @@ def test_a_late_worker_without_coffea_sizing_fails_clearly_and_lives_on(
             thread.start()
             with pytest.raises(
                 ModuleNotFoundError,
-                match=r"worker tcp://127\.0\.0\.1:\d+ cannot import coffea_sizing .*"
-                r"install coffea-sizing==",
+                match=r"on worker tcp://127\.0\.0\.1:\d+.*that worker cannot import "
+                r"coffea_sizing: install coffea-sizing==",
             ):
                 run(
                     client,

@@ -163,7 +163,13 @@ def test_a_chunk_over_the_memory_limit_names_worker_and_memory(
     from distributed import Client, LocalCluster
 
     with (
-        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        dask.config.set(
+            {
+                "distributed.scheduler.allowed-failures": 0,
+                # one task per thread: the chunk that dies is the only one blamed
+                "distributed.scheduler.worker-saturation": 1.0,
+            }
+        ),
         LocalCluster(
             n_workers=1,
             threads_per_worker=1,

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from distributed.utils_test import gen_cluster
+from distributed.utils_test import gen_cluster as _gen_cluster
 
 from coffea_sizing.plugin import (
     META_KEY,
@@ -20,6 +20,15 @@ from coffea_sizing.plugin import (
 from coffea_sizing.records import pack_record, unpack_record
 
 pytestmark = pytest.mark.executor
+
+
+def gen_cluster(**kwargs: Any) -> Any:
+    """distributed's ``gen_cluster``, without its leak checks: the session's other
+    clusters (conftest) are not this test's leaks."""
+    return _gen_cluster(
+        clean_kwargs={"processes": False, "threads": False, "instances": False},
+        **kwargs,
+    )
 
 
 def _leave_record(value: int) -> int:
