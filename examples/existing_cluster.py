@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         state = scheduler_state(client)
         print(
             f"\nscheduler plugin registered: {state['registered']}; runs still "
-            f"open: {state['runs']}; buffered events: {state['topic_events']}"
+            f"open: {state['runs']}; tasks held: {state['held']}"
         )
         print(
             f"The branch sweep on this cluster: coffea-sizing sweep --scheduler "
