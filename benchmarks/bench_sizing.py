@@ -95,7 +95,7 @@ PLAIN = ("A", "A2")
 #: The variants that measure.
 SIZED = ("B", "C")
 #: What the scheduler must hold after a run.
-CLEAN_STATE = {"registered": True, "runs": [], "topic_events": 0}
+CLEAN_STATE = {"registered": True, "runs": [], "held": 0}
 #: Branches of the scale file (Jet_pt is read; nJet comes with it).
 SCALE_BRANCHES = ("run", "luminosityBlock", "event", "Jet_pt")
 
@@ -312,93 +312,53 @@ def process_cpu() -> float:
 
 @contextlib.contextmanager
 def spy_collect(calls: list[dict[str, Any]]) -> Iterator[None]:
-    """Note every ``collect_run`` call of the executor: seconds, records missing.
+    """Note every end of a run by the executor: seconds, records still missing.
 
-    The executor calls it again (after 0.02 s, 0.04 s, ...) while records are
-    missing; wraps the name the executor module uses, in this process only.
+    Records stream to the client as chunks finish; what is left after the last
+    result is closing the run (and waiting for stragglers, normally none). Wraps
+    the executor's method, in this process only.
     """
-    import coffea_sizing.executor as executor_module
+    from coffea_sizing.executor import SizingDaskExecutor
 
-    real = executor_module.collect_run
+    real = SizingDaskExecutor._end
 
-    def collect_run(client: Any, run_id: str, chunk_keys: list[str]) -> Any:
+    def _end(self: Any, client: Any, run_id: str, dispatcher: Any) -> Any:
+        collector = dispatcher.runs.get(run_id)
+        missing = collector.missing() if collector is not None else None
         t0 = time.perf_counter()
-        got = real(client, run_id, chunk_keys)
-        calls.append(
-            {"seconds": time.perf_counter() - t0, "missing": len(got["missing"])}
-        )
-        return got
+        info = real(self, client, run_id, dispatcher)
+        calls.append({"seconds": time.perf_counter() - t0, "missing": missing})
+        return info
 
-    executor_module.collect_run = collect_run
+    SizingDaskExecutor._end = _end  # type: ignore[method-assign]
     try:
         yield
     finally:
-        executor_module.collect_run = real
+        SizingDaskExecutor._end = real  # type: ignore[method-assign]
 
 
 def round_trips(client: Any, repeats: int = 20) -> float:
     """Median seconds of the executor's own calls to the scheduler for one run.
 
-    ``ensure_plugin``, ``begin_run``, ``add_merges``, one ``collect_run`` of 10
-    keys and ``end_run``, on an idle cluster: the per-run cost outside the chunks.
+    Registering the plugin (a no-op once registered), asking the workers which
+    coffea-sizing they have, opening and closing the run, on an idle cluster: the
+    per-run cost outside the chunks.
     """
-    from coffea_sizing.plugin import (
-        add_merges,
-        begin_run,
-        chunk_key,
-        collect_run,
-        end_run,
-        ensure_plugin,
-        merge_key,
-    )
+    import uuid
+
+    from coffea_sizing.executor import _check_workers, _on_loop
+    from coffea_sizing.plugin import _ensure_plugin
 
     samples = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        ensure_plugin(client)
-        run_id = begin_run(client)
-        add_merges(client, run_id, {merge_key(run_id, 1, 0): 10})
-        collect_run(client, run_id, [chunk_key(run_id, i) for i in range(10)])
-        end_run(client, run_id)
+        _ensure_plugin(client)
+        _check_workers(client)
+        run_id = uuid.uuid4().hex[:12]
+        _on_loop(client, "coffea_sizing_begin", 60, run_id=run_id, client=client.id)
+        _on_loop(client, "coffea_sizing_end", 60, run_id=run_id)
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
-
-
-def bootstrap_median_interval(
-    values: Sequence[float], resamples: int = 4000, seed: int = 0
-) -> list[float]:
-    """95 % bootstrap interval of the median of ``values``."""
-    rng = random.Random(seed)
-    medians = sorted(
-        statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples)
-    )
-    return [medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]]
-
-
-def _ratio_summary(ratios: dict[str, list[float]]) -> dict[str, Any]:
-    return {
-        k: {
-            "min": min(v),
-            "median": statistics.median(v),
-            "max": max(v),
-            "median_95_interval": bootstrap_median_interval(v),
-            "all": v,
-        }
-        for k, v in ratios.items()
-    }
-
-
-def _records(run: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(run["report"].get("sizing") or [])
-
-
-def _median(values: Iterator[Any] | Sequence[Any]) -> float | None:
-    kept = [float(v) for v in values if v is not None and not math.isnan(v)]
-    return statistics.median(kept) if kept else None
-
-
-def _minmax(values: Sequence[float]) -> list[float]:
-    return [min(values), max(values)] if values else []
 
 
 def wire_part(record: dict[str, Any]) -> dict[str, Any]:
@@ -410,7 +370,7 @@ def record_sizes(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Serialized size of the records.
 
     ``wire``: the packed record (``coffea_sizing.records.pack_record``) a worker
-    sends with ``log_event`` and the scheduler holds until the run ends.
+    sends in its task's metadata and the scheduler passes on to the client.
     ``report``: one record of ``report["sizing"]`` as msgpack (what the client
     holds, with the field names and the chunk's identity), and as JSON.
     """
@@ -718,13 +678,7 @@ def plugin_footprint(dask_scheduler: Any, drop_cache: bool = False) -> dict[str,
     live: set[tuple[str, str, str]] = set()
     for run_id, run in runs.items():
         total += sys.getsizeof(run_id) + sys.getsizeof(run) + sys.getsizeof(vars(run))
-        for name in (
-            "worker_records",
-            "scheduler_fields",
-            "attempts",
-            "merge_inputs",
-            "errors",
-        ):
+        for name in ("attempts", "running", "lost"):
             table = getattr(run, name)
             total += sys.getsizeof(table)
             for key, value in list(table.items()):
@@ -736,7 +690,7 @@ def plugin_footprint(dask_scheduler: Any, drop_cache: bool = False) -> dict[str,
                         value, seen
                     )
                 total += size
-        records += len(run.worker_records)
+        records += 0  # records are streamed, never held
     for entry in [e for e in sizes if e not in live]:
         del sizes[entry]
     if not drop_cache:
@@ -793,28 +747,26 @@ class FootprintPoller:
 
 @contextlib.contextmanager
 def footprint_at_end_run(sink: list[dict[str, Any]]) -> Iterator[None]:
-    """Measure the plugin's footprint just before the executor drops the run.
+    """Measure the plugin's footprint just before the executor closes the run.
 
-    The executor calls ``end_run`` after it has fetched the records, when the
-    scheduler holds every one of them: the run's peak. Wraps the name the executor
-    module uses, in this process only, for the ``with`` block.
+    Wraps the executor's method, in this process only, for the ``with`` block.
     """
-    import coffea_sizing.executor as executor_module
+    from coffea_sizing.executor import SizingDaskExecutor
 
-    real = executor_module.end_run
+    real = SizingDaskExecutor._end
 
-    def end_run(client: Any, run_id: str) -> int:
+    def _end(self: Any, client: Any, run_id: str, dispatcher: Any) -> Any:
         try:
             sink.append(client.run_on_scheduler(plugin_footprint))
         except Exception as err:  # noqa: BLE001 - never break the run
             sink.append({"error": repr(err)})
-        return real(client, run_id)
+        return real(self, client, run_id, dispatcher)
 
-    executor_module.end_run = end_run
+    SizingDaskExecutor._end = _end  # type: ignore[method-assign]
     try:
         yield
     finally:
-        executor_module.end_run = real
+        SizingDaskExecutor._end = real  # type: ignore[method-assign]
 
 
 def bench_scale(client: Any, cfg: Config) -> dict[str, Any]:

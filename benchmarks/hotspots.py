@@ -346,13 +346,14 @@ def section_assembly(n: int, repeats: int) -> dict[str, Any]:
     names and the identity) and the client turned tuples back into lists. After:
     it returns one small map per chunk holding the packed record, and the client
     unpacks each one and adds the identity from the chunk's ``WorkItem``
-    (``executor._assemble``). ``chunk_table`` is the same afterwards.
+    (``executor._Collector``, which now does it as each record arrives).
+    ``chunk_table`` is the same afterwards.
     """
     import msgpack
     from coffea.processor.executor import WorkItem
 
     from coffea_sizing import chunk_table
-    from coffea_sizing.executor import _assemble
+    from coffea_sizing.executor import _Collector
     from coffea_sizing.records import CLIENT_FIELDS, pack_record
 
     records = _synthetic_records(n)
@@ -394,10 +395,11 @@ def section_assembly(n: int, repeats: int) -> dict[str, Any]:
 
     def after() -> Any:
         got = msgpack.unpackb(after_wire)
-        unreadable: list[str] = []
-        return [
-            _assemble(j, item, unreadable) for j, item in zip(got, items, strict=True)
-        ]
+        keys = [j["key"] for j in got]
+        collector = _Collector("0" * 12, keys, items)
+        for j in got:
+            collector.add(j)
+        return collector.records()
 
     old, new = before(), after()
     assert len(old) == len(new) == n
