@@ -361,6 +361,43 @@ def round_trips(client: Any, repeats: int = 20) -> float:
     return statistics.median(samples)
 
 
+def bootstrap_median_interval(
+    values: Sequence[float], resamples: int = 4000, seed: int = 0
+) -> list[float]:
+    """95 % bootstrap interval of the median of ``values``."""
+    rng = random.Random(seed)
+    medians = sorted(
+        statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples)
+    )
+    return [medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]]
+
+
+def _ratio_summary(ratios: dict[str, list[float]]) -> dict[str, Any]:
+    return {
+        k: {
+            "min": min(v),
+            "median": statistics.median(v),
+            "max": max(v),
+            "median_95_interval": bootstrap_median_interval(v),
+            "all": v,
+        }
+        for k, v in ratios.items()
+    }
+
+
+def _records(run: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(run["report"].get("sizing") or [])
+
+
+def _median(values: Iterator[Any] | Sequence[Any]) -> float | None:
+    kept = [float(v) for v in values if v is not None and not math.isnan(v)]
+    return statistics.median(kept) if kept else None
+
+
+def _minmax(values: Sequence[float]) -> list[float]:
+    return [min(values), max(values)] if values else []
+
+
 def wire_part(record: dict[str, Any]) -> dict[str, Any]:
     """The part of a report record the worker packed (``pack_record``)."""
     return {k: v for k, v in record.items() if k not in CLIENT_FIELDS}
