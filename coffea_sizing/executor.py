@@ -314,7 +314,9 @@ class _Collector:
         self.run_id = run_id
         self.items = dict(zip(keys, items, strict=True))
         self.merge_inputs: dict[str, int] = {}
+        #: the item of each chunk as it arrived; joined into a record on demand
         self.chunks: dict[str, dict[str, Any]] = {}
+        self.joined: dict[str, dict[str, Any]] = {}
         self.merges: dict[str, dict[str, Any]] = {}
         self.errors: dict[str, dict[str, Any]] = {}
         self.problems: list[str] = []
@@ -334,8 +336,11 @@ class _Collector:
             if "error" in item:
                 self.errors[key] = item
                 return
-            self.chunks[key] = self._joined(key, item)
+            self.chunks[key] = item
+            self.joined.pop(key, None)  # a recomputed chunk: its latest item
             self.errors.pop(key, None)
+            if self.progress is not None:  # else joined at the end, off the loop
+                self.record(key)
         elif key in self.merge_inputs:
             if "error" in item:
                 self.errors[key] = item
@@ -345,6 +350,13 @@ class _Collector:
                 self.shipped += item["task_nbytes"]
         # anything else is no task of this run: ignored
         self._show()
+
+    def record(self, key: str) -> dict[str, Any]:
+        """The full record of a chunk that finished (joined once)."""
+        record = self.joined.get(key)
+        if record is None:
+            record = self.joined[key] = self._joined(key, self.chunks[key])
+        return record
 
     def _joined(self, key: str, item: dict[str, Any]) -> dict[str, Any]:
         """One chunk's full record: identity from the work item, the worker's
@@ -400,7 +412,7 @@ class _Collector:
         """One record per chunk of the run, in submission order."""
         out = []
         for key, item in self.items.items():
-            record = self.chunks.get(key)
+            record = self.record(key) if key in self.chunks else None
             if record is None:
                 record = dict.fromkeys(CHUNK_FIELDS)
                 record.update(_chunk_identity(_workitem(item)))
@@ -893,8 +905,12 @@ def _sizing(
             "run_id": collector.run_id,
             "chunks": len(records),
             "merges": len(collector.merges),
-            "missing": collector.missing() - len(collector.errors),
-            "failed": len(collector.errors),
+            "missing": sum(
+                1
+                for k in collector.items
+                if k not in collector.chunks | collector.errors
+            ),
+            "failed": sum(1 for k in collector.items if k in collector.errors),
             "collect_seconds": info.get("collect_seconds"),
             "scheduler_peak_records": info.get("peak"),
             "records_sent": info.get("sent"),
@@ -969,7 +985,7 @@ def _failing_chunk(err: BaseException, collector: _Collector) -> str | None:
             )
         parts.append(where)
     columns = sorted(
-        {c for r in collector.chunks.values() for c in (r.get("columns") or ())}
+        {c for r in collector.joined.values() for c in (r.get("columns") or ())}
     )
     predicted = _predicted_bytes(workitem, columns)
     if predicted is not None:

@@ -218,7 +218,7 @@ def pack_record(record: Mapping[str, Any]) -> bytes:
     True
     >>> import msgpack
     >>> len(packed), len(msgpack.packb(rec))
-    (47, 113)
+    (53, 113)
     """
     mask = 0
     values: list[Any] = []

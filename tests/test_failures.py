@@ -27,6 +27,13 @@ from test_executor import CLEAN_STATE, check_invariants, run
 
 pytestmark = pytest.mark.executor
 
+try:
+    from coffea.processor._dask import RichProgressBar  # noqa: F401
+
+    _RICH_PROGRESS = True
+except ImportError:  # older coffea
+    _RICH_PROGRESS = False
+
 
 class Hog(JetProcessor):
     """Allocates (and touches) ``nbytes`` on the chunk starting at ``victim``."""
@@ -90,6 +97,10 @@ def test_a_failing_chunk_keeps_the_records_of_those_that_finished(
     assert scheduler_state(client) == CLEAN_STATE
 
 
+@pytest.mark.skipif(
+    "use_result_type" not in processor.Runner.__dataclass_fields__,
+    reason="coffea before 2026.5 has no use_result_type",
+)
 def test_use_result_type_err_carries_the_records(
     client: Any, generated_file: str
 ) -> None:
@@ -307,6 +318,12 @@ def test_savemetrics_false_warns_once_per_process(
     assert out["nevents"] == 200
 
 
+@pytest.mark.skipif(
+    not hasattr(
+        __import__("coffea.processor._dask").processor._dask, "RichProgressBar"
+    ),
+    reason="this coffea has no rich progress bar",
+)
 def test_progress_bar_shows_running_sizes(
     client: Any, ttbar_file: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
