@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 import time
@@ -15,6 +16,9 @@ import hist
 import matplotlib as mpl
 import pytest
 from coffea import processor
+from coffea.nanoevents import NanoAODSchema
+
+from coffea_sizing import CHUNK_FIELDS, MERGE_FIELDS, SizingDaskExecutor
 
 mpl.use("Agg")
 
@@ -119,3 +123,77 @@ class FailAt(JetProcessor):
 @pytest.fixture
 def jet_processor() -> JetProcessor:
     return JetProcessor()
+
+
+# ------------------------------------------------ running and checking a sized run
+#: What the scheduler holds after any run, whatever happened in it.
+CLEAN_STATE = {"registered": True, "runs": [], "held": 0}
+
+
+def run(
+    client: Any,
+    fileset: dict[str, list[str]],
+    *,
+    chunksize: int,
+    proc: processor.ProcessorABC | None = None,
+    executor_cls: type = SizingDaskExecutor,
+    savemetrics: bool = True,
+    **executor_options: Any,
+) -> Any:
+    executor_options.setdefault("status", False)
+    runner = processor.Runner(
+        executor=executor_cls(client=client, **executor_options),
+        savemetrics=savemetrics,
+        schema=NanoAODSchema,
+        chunksize=chunksize,
+    )
+    return runner(fileset, treename="Events", processor_instance=proc or JetProcessor())
+
+
+def expected_merges(n_chunks: int, treereduction: int) -> int:
+    total, n = 0, n_chunks
+    while n > 1:
+        n = math.ceil(n / treereduction)
+        total += n
+    return total
+
+
+def check_invariants(report: dict[str, Any], *, compressed: bool = True) -> None:
+    recs = report["sizing"]
+    run_info = report["sizing_run"]
+    assert run_info["chunks"] == len(recs)
+    assert run_info["merges"] == len(report["sizing_merges"])
+    assert run_info["missing"] == 0
+    assert 0 < run_info["collect_seconds"] < 30
+    assert len(recs) == report["chunks"]
+    assert sum(r["bytesread"] for r in recs) == report["bytesread"]
+    assert sum(r["entries"] for r in recs) == report["entries"]
+    assert len({r["key"] for r in recs}) == len(recs)
+    assert len({(r["filename"], r["entrystart"]) for r in recs}) == len(recs)
+    for r in recs:
+        assert set(CHUNK_FIELDS) <= set(r), set(CHUNK_FIELDS) - set(r)
+        assert r["task_nbytes"] is not None
+        assert r["task_nbytes"] >= 0
+        assert r["attempts"] == 1
+        assert r["entries"] == r["entrystop"] - r["entrystart"]
+        assert r["worker"].startswith("tcp://127.0.0.1:")
+        assert r["output_pickled_bytes"] > 0
+        assert r["walltime"] >= r["processtime"] > 0
+        assert r["cputime"] > 0
+        assert r["mem_peak_bytes"] > 0
+        assert r["mem_usage_bytes"] >= 0
+        assert r["mem_shared"] is False  # one thread per worker
+        assert r["compute_stop"] >= r["compute_start"]
+        assert r["sizing_overhead"] < r["walltime"]
+        assert {"Jet_pt", "nJet"} <= set(r["columns"])
+        if compressed:
+            # the scheduler's nbytes of a chunk task is the compressed payload
+            assert r["task_nbytes"] == r["output_compressed_bytes"] > 0
+        else:
+            assert r["output_compressed_bytes"] is None
+    for m in report["sizing_merges"]:
+        assert set(MERGE_FIELDS) <= set(m)
+        assert m["nbytes"] is not None
+        assert m["nbytes"] >= 0
+        assert m["inputs"] >= 1
+        assert m["attempts"] == 1

@@ -26,8 +26,7 @@ from coffea_sizing import decorator as decorator_module
 from coffea_sizing.decorator import OUTPUT_KEY, TRACKED_FIELDS
 from coffea_sizing.predict import predict_bytesread
 
-from conftest import JetProcessor
-from test_executor import check_invariants
+from conftest import JetProcessor, check_invariants
 
 #: coffea >= 2025.12 hands process() the input file (NanoEventsFactory.file_handle)
 HAS_FILE_HANDLE = hasattr(NanoEventsFactory, "file_handle")

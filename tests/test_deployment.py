@@ -14,7 +14,7 @@ import pytest
 
 from coffea_sizing.plugin import scheduler_state
 
-from test_executor import CLEAN_STATE, check_invariants, run
+from conftest import CLEAN_STATE, check_invariants, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.executor]
 

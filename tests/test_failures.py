@@ -22,8 +22,7 @@ from coffea.nanoevents import NanoAODSchema
 from coffea_sizing import SizingDaskExecutor, SizingWarning, chunk_table
 from coffea_sizing.plugin import scheduler_state
 
-from conftest import FailAt, JetProcessor
-from test_executor import CLEAN_STATE, check_invariants, run
+from conftest import CLEAN_STATE, FailAt, JetProcessor, check_invariants, run
 
 pytestmark = pytest.mark.executor
 

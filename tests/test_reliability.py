@@ -13,8 +13,7 @@ from coffea import processor
 from coffea_sizing import chunk_table
 from coffea_sizing.plugin import scheduler_state
 
-from conftest import JetProcessor
-from test_executor import CLEAN_STATE, check_invariants, run
+from conftest import CLEAN_STATE, JetProcessor, check_invariants, run
 
 pytestmark = [pytest.mark.executor, pytest.mark.slow]
 
