@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHUNK_FIELDS",
     "CLIENT_FIELDS",
+    "FIELD_DOCS",
     "IDENTITY_FIELDS",
     "MERGE_FIELDS",
     "OUTPUT_KEY",
@@ -50,6 +51,7 @@ __all__ = [
     "WireFormatError",
     "chunk_table",
     "drop_mistyped",
+    "fields_markdown",
     "merge_table",
     "pack_record",
     "plain_value",
@@ -135,6 +137,106 @@ MERGE_FIELDS: tuple[str, ...] = (
     "compute_start",
     "compute_stop",
 )
+
+#: What each field means, in one place: the README's and the docs' tables and the
+#: report's glossary are made from it (``fields_markdown``).
+FIELD_DOCS: dict[str, str] = {
+    "dataset": "the chunk's dataset, as named in the fileset",
+    "filename": "the file the chunk was read from",
+    "treename": "the tree (TTree or RNTuple) read",
+    "entrystart": "first entry of the chunk",
+    "entrystop": "one past the last entry of the chunk",
+    "entries": "entries coffea processed in the chunk",
+    "key": "the chunk's Dask task key (it names the run)",
+    "worker": "the worker that produced the result",
+    "worker_memory_limit": (
+        "that worker's `memory_limit` as the scheduler knows it (bytes; None when "
+        "the worker has none)"
+    ),
+    "attempts": "how many times the task was started (retries and lost workers count)",
+    "skipped": "True when coffea's `skipbadfiles` swallowed an error for the chunk",
+    "error": (
+        "the exception's text for a chunk that erred (rows of erred chunks are on a "
+        "failed run's exception), else None"
+    ),
+    "bytesread": (
+        "coffea's byte count for the chunk: `num_requested_bytes` of the file it "
+        "opened, so it includes opening the file and reading the tree's metadata "
+        "(every chunk re-opens its file)"
+    ),
+    "columns": "branches (fields) the chunk materialised",
+    "processtime": "coffea's time of `process()` (seconds)",
+    "walltime": "the whole task: open, build and process (seconds)",
+    "cputime": "CPU time of the task's thread (seconds)",
+    "output_pickled_bytes": "`len(pickle.dumps(output))` of the processor's output alone",
+    "output_compressed_bytes": (
+        'the lz4-compressed `{"out", "metrics", "processed"}` payload the task '
+        "returned (None with `compression=None`)"
+    ),
+    "task_nbytes": (
+        "the scheduler's `TaskState.nbytes` of the task: with compression it equals "
+        "`output_compressed_bytes`; with `compression=None` it is `dask.sizeof` of a "
+        "dict, which can be far from the pickled size"
+    ),
+    "mem_peak_bytes": (
+        "the worker process's peak resident memory during the chunk (the kernel's "
+        "`VmHWM`, reset at the chunk's start): exact with one thread per worker, "
+        "mixed with the chunks beside it otherwise (`mem_shared`)"
+    ),
+    "mem_usage_bytes": (
+        "how far that peak rose above the resident memory at the chunk's start: a "
+        "lower bound of what the chunk allocated (memory the allocator re-used does "
+        "not show)"
+    ),
+    "mem_shared": (
+        "True when another chunk ran in the same worker process at the same time: "
+        "the memory fields then mix both chunks"
+    ),
+    "compute_start": "start of the task's compute window on the worker (scheduler clock)",
+    "compute_stop": "end of the task's compute window on the worker (scheduler clock)",
+    "sizing_overhead": (
+        "seconds the executor's measuring took in the task: its probe around "
+        "coffea's work function, building the record, counting the pickled output"
+    ),
+    "bytesread_open": (
+        "bytes already requested when `process()` starts: opening the file and "
+        "reading the tree's metadata (`@track_sizes`)"
+    ),
+    "bytesread_payload": (
+        "bytes requested during `process()`: the baskets (pages) of the columns "
+        "touched (`@track_sizes`)"
+    ),
+    "columns_read": "columns `process()` read (`@track_sizes`)",
+    "column_bytes": "payload bytes per column, from the file's metadata (`@track_sizes`)",
+    "process_walltime": "wall time of `process()` alone (`@track_sizes`)",
+    "process_cputime": "CPU time of `process()` alone (`@track_sizes`)",
+    "process_mem_peak_bytes": (
+        "peak resident memory during `process()` (`@track_sizes`; a bound as "
+        "`mem_peak_bytes` is)"
+    ),
+    "process_mem_usage_bytes": (
+        "rise of that peak over the start of `process()`: a lower bound (`@track_sizes`)"
+    ),
+    "process_mem_shared": "True when `process()` overlapped another chunk's (`@track_sizes`)",
+    "level": "the reduction's level in coffea's tree (1: it merges chunk outputs)",
+    "inputs": "how many outputs the reduction merged",
+    "nbytes": "the scheduler's `TaskState.nbytes` of the merged output",
+}
+
+
+def fields_markdown(fields: Iterable[str]) -> str:
+    """A Markdown table ``| field | meaning |`` of ``fields``, from :data:`FIELD_DOCS`.
+
+    Examples
+    --------
+    >>> from coffea_sizing.records import fields_markdown
+    >>> print(fields_markdown(["bytesread", "columns"]).splitlines()[3])
+    | `columns` | branches (fields) the chunk materialised |
+    """
+    rows = ["| field | meaning |", "| --- | --- |"]
+    rows += [f"| `{name}` | {FIELD_DOCS.get(name, '')} |" for name in fields]
+    return "\n".join(rows)
+
 
 _ANY_FIELDS = frozenset(CHUNK_FIELDS) | frozenset(MERGE_FIELDS)
 
