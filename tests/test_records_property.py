@@ -274,7 +274,7 @@ def test_packing_drops_what_the_client_knows() -> None:
     [
         (
             msgpack.packb([WIRE_VERSION + 1, _LAYOUT, 0, [], {}]),
-            "wire format 2; .* reads format 1",
+            rf"wire format {WIRE_VERSION + 1}; .* reads format {WIRE_VERSION}",
         ),
         (
             msgpack.packb([WIRE_VERSION, _LAYOUT ^ 1, 0, [], {}]),
@@ -297,3 +297,32 @@ def test_unreadable_packed_records_raise_wire_format_error(
 def test_unpackable_values_name_the_field() -> None:
     with pytest.raises(TypeError, match=r"\['weird'\]"):
         pack_record({"bytesread": 1, "weird": object()})
+
+
+def test_the_field_list_check_is_64_bits_and_sees_a_swap() -> None:
+    """Two field lists that differ (here: walltime and cputime swapped) never share
+    a layout: the check is a 64-bit hash, not the 16 bits that once collided."""
+    import hashlib
+
+    from coffea_sizing.records import WIRE_FIELDS, WIRE_LAYOUT
+
+    def layout(fields: Any) -> int:
+        digest = hashlib.blake2b(",".join(fields).encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big")
+
+    assert layout(WIRE_FIELDS) == WIRE_LAYOUT
+    assert 0 <= WIRE_LAYOUT < 2**64
+    swapped = list(WIRE_FIELDS)
+    i, j = swapped.index("walltime"), swapped.index("cputime")
+    swapped[i], swapped[j] = swapped[j], swapped[i]
+    assert layout(swapped) != WIRE_LAYOUT
+    packed = msgpack.packb([WIRE_VERSION, layout(swapped), 0, [], {}])
+    with pytest.raises(WireFormatError, match="packed with other fields"):
+        unpack_record(packed)
+    # 200,000 lists one rename away: no collision (16 bits collided in 164,536)
+    seen = {WIRE_LAYOUT}
+    for k in range(200_000):
+        fields = [*WIRE_FIELDS[:-1], f"{WIRE_FIELDS[-1]}{k}"]
+        value = layout(fields)
+        assert value not in seen
+        seen.add(value)
