@@ -53,7 +53,7 @@ AMPLIFICATION_RATIO = 1.10
 #: A chunk this many times slower than the median (and at least
 #: :data:`STRAGGLER_MIN_SECONDS` slower) is a straggler.
 STRAGGLER_FACTOR = 3.0
-STRAGGLER_MIN_SECONDS = 0.5
+STRAGGLER_MIN_SECONDS = 1.0
 #: Workers whose busy time differs by more than this factor are reported.
 SKEW_FACTOR = 2.0
 #: Keep at least this many chunks per worker, so that every worker has work.

@@ -249,3 +249,90 @@ def test_decorator_under_iterative_executor(generated_file: str) -> None:
     advice = advise(output)
     assert advice.predict(10_000).iloc[0]["chunks"] == 2
     assert np.isfinite(advice.recommendation.iloc[0]["chunksize"])
+
+
+# ---------------------------------------------------------------- the CLI
+USER_PROCESSOR = """
+import awkward as ak
+import hist
+from coffea import processor
+
+
+class Dimuon(processor.ProcessorABC):
+    def process(self, events):
+        h = hist.Hist.new.Reg(30, 0, 150, name="pt").Double()
+        h.fill(pt=ak.flatten(events.Muon.pt))
+        return {"nevents": len(events), "pt": h}
+
+    def postprocess(self, accumulator):
+        return accumulator
+
+
+def helper():
+    return 1
+"""
+
+
+@pytest.fixture
+def user_module(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    path = tmp_path / "advise_user_proc.py"
+    path.write_text(USER_PROCESSOR)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield path
+    sys.modules.pop("advise_user_proc", None)
+
+
+@pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
+def test_cli_run_and_advise(
+    cluster: Any, generated_file: str, user_module: Any, capsys: Any
+) -> None:
+    from coffea_sizing.cli import main
+
+    address = cluster.scheduler_address
+    common = [generated_file, "--chunksize", "5000", "--scheduler", address]
+    assert main(["run", str(user_module), *common, "--out", "by-path"]) == 0
+    out = capsys.readouterr().out
+    assert "Recommendation:" in out
+    assert "advise_user_proc" not in out
+    for name in ("records.parquet", "records.csv", "advice.png", "report.html"):
+        assert (user_module.parent / "by-path" / name).is_file()
+    html = (user_module.parent / "by-path" / "report.html").read_text()
+    assert html.index("Findings") < html.index("Recommended chunk size")
+    assert main(["run", "advise_user_proc:Dimuon", *common, "--out", "by-name"]) == 0
+    saved = load_records(user_module.parent / "by-name" / "records.parquet")
+    assert len(saved["sizing"]) == 4
+    assert saved["sizing_context"]["chunksize"] == 5000
+    capsys.readouterr()
+    assert main(["advise", "by-name/records.parquet", "--worker-memory", "4GB"]) == 0
+    out = capsys.readouterr().out
+    assert "memory limit 4.00 GB" in out
+    assert "chunksize" in out
+
+
+def test_cli_bad_input_is_one_line(
+    generated_file: str, user_module: Any, capsys: Any, tmp_path: Any
+) -> None:
+    from coffea_sizing.cli import main
+
+    bad_json = tmp_path / "fileset.json"
+    bad_json.write_text('{"gen": {"file": ["a.root"]}}')
+    not_root = tmp_path / "x.root"
+    not_root.write_text("not ROOT")
+    cases = [
+        (["run", "no_such_module_xyz:P", generated_file], "does not import"),
+        (["run", "advise_user_proc:Nope", generated_file], "no attribute 'Nope'"),
+        (["run", "advise_user_proc:helper", generated_file], "not a coffea processor"),
+        (["run", "advise_user_proc", generated_file], "MODULE:ATTR"),
+        (["run", "missing.py", generated_file], "no such file"),
+        (["run", str(user_module), "--fileset", str(bad_json)], "'gen'"),
+        (["run", str(user_module), str(not_root)], "x.root"),
+        (["run", str(user_module), generated_file, "--schema", "Nope"], "Nope"),
+        (["advise", str(tmp_path / "none.parquet")], "no such records file"),
+        (["advise", str(not_root)], "not a Parquet file"),
+    ]
+    for argv, words in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert words in err, (argv, err)
+        assert len(err.splitlines()) == 1, err
