@@ -977,6 +977,35 @@ def advise(
     Deterministic for given records, and no cluster call. The input files'
     metadata are read (never a basket) for exact bytes; a file that cannot be
     opened is named in a ``files-unreachable`` finding and its bytes are fitted.
+
+    Examples
+    --------
+    Four chunks of 50 events of the real NanoAOD test file (records as a run with
+    :class:`~coffea_sizing.SizingDaskExecutor` gives them, shortened):
+
+    >>> from coffea_sizing import advise
+    >>> from coffea_sizing.datasets import ttbar_path
+    >>> records = [
+    ...     {"dataset": "ttbar", "filename": ttbar_path(), "treename": "Events",
+    ...      "entrystart": s, "entrystop": s + 50, "bytesread": 336624,
+    ...      "columns": ["Jet_pt", "nJet"], "walltime": 0.25, "processtime": 0.05,
+    ...      "mem_peak_bytes": 250_000_000, "mem_usage_bytes": 1_000_000,
+    ...      "worker_memory_limit": 2_000_000_000, "worker": f"w{s // 100}"}
+    ...     for s in range(0, 200, 50)
+    ... ]
+    >>> advice = advise(records)
+    >>> [f.code for f in advice.findings]
+    ['fixed-cost']
+    >>> print(advice.findings[0].message)  # doctest: +NORMALIZE_WHITESPACE
+    ttbar: 100% of the 1.35 MB read is the fixed cost of opening the file and its
+    TTree metadata (337 kB per chunk, 4 chunks of up to 50 entries); it stays above
+    10% even at one chunk per file: the files are small next to their metadata
+    (merge small files).
+    >>> advice.predict(100)[["dataset", "chunks", "bytesread"]]
+      dataset  chunks  bytesread
+    0   ttbar       2   673248.0
+    >>> int(advice.recommendation.loc[0, "chunksize"])
+    50
     """
     import pandas as pd
 

@@ -3,7 +3,8 @@
 Tolerances (stated here and in docs/chunk-size.md): bytes read to the byte; the
 predicted median peak memory within 25% of the measured median (the worker's
 resident memory dominates it); the predicted median chunk wall time within a factor
-of 3 of the measured median (a shared, loaded 2-core machine).
+of 5 of the measured median: wall time on a shared 2-core machine (load 4-8) varies
+several-fold between two runs of the same chunks (benchmarks/bench_advise.py).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 SIZE_A = 1_500  # chunks of 1,539: edges cut the 1,000-event baskets
 SIZE_B = 4_000  # chunks of 4,000: on basket edges
 MEMORY_TOLERANCE = 0.25
-TIME_FACTOR = 3.0
+TIME_FACTOR = 5.0
 
 
 def run(client: Any, path: str, chunksize: int, proc: Any = None, **kw: Any) -> Any:
@@ -56,6 +57,7 @@ def run(client: Any, path: str, chunksize: int, proc: Any = None, **kw: Any) -> 
 
 @pytest.fixture(scope="module")
 def reports(client: Any, generated_file: str) -> dict[int, Any]:
+    run(client, generated_file, SIZE_B)  # warm-up: first chunks import and fill caches
     return {size: run(client, generated_file, size) for size in (SIZE_A, SIZE_B)}
 
 
