@@ -586,56 +586,65 @@ def _recommend(
     measured_size: int,
     worker_memory: float | None,
     target_seconds: float | None,
+    min_chunks: int,
     workers: int,
 ) -> tuple[dict[str, Any], str]:
-    """The chunk size to use and what decided it."""
+    """The chunk size to use and what decided it.
+
+    Memory and chunk time are hard limits; parallelism (``min_chunks``, this
+    dataset's share of :data:`CHUNKS_PER_WORKER` chunks per worker) is kept when
+    some size allows it.
+    """
     rows = [_predict_dataset(model, s) for s in _candidates(model, measured_size)]
-    min_chunks = min(CHUNKS_PER_WORKER * workers, model.num_entries or 1)
     memory_cap = worker_memory * MEMORY_HEADROOM if worker_memory else None
 
-    def fails(row: dict[str, Any]) -> str:
+    def limit(row: dict[str, Any], where: str) -> str:
+        """Why ``row`` breaks a hard limit (``where``: "at the next size" ...)."""
+        size = f"{where} ({row['chunksize']:,})"
         if memory_cap is not None and row["mem_peak_high"] > memory_cap:
             return (
-                f"memory: the high-quantile peak at the next size "
-                f"({row['chunksize']:,}) would be {format_bytes(row['mem_peak_high'])}"
-                f", over {MEMORY_HEADROOM:.0%} of the worker's "
-                f"{format_bytes(worker_memory)}"
+                f"memory: the high-quantile peak {size} would be "
+                f"{format_bytes(row['mem_peak_high'])}, over {MEMORY_HEADROOM:.0%} of "
+                f"the worker's {format_bytes(worker_memory)}"
             )
         if target_seconds is not None and row["walltime_high"] > target_seconds:
             return (
-                f"chunk time: at the next size ({row['chunksize']:,}) a chunk would "
-                f"take {format_seconds(row['walltime_high'])}, over the target "
-                f"{format_seconds(target_seconds)}"
-            )
-        if row["chunks"] < min_chunks:
-            return (
-                f"parallelism: at the next size ({row['chunksize']:,}) only "
-                f"{plural(row['chunks'], 'chunk')} for {plural(workers, 'worker')} "
-                f"(keep at least {CHUNKS_PER_WORKER} per worker)"
+                f"chunk time: a chunk {size} would take "
+                f"{format_seconds(row['walltime_high'])} (high quantile), over the "
+                f"target {format_seconds(target_seconds)}"
             )
         return ""
 
+    def spread(row: dict[str, Any]) -> str:
+        if row["chunks"] >= min_chunks:
+            return ""
+        return (
+            f"parallelism: at the next size ({row['chunksize']:,}) only "
+            f"{plural(row['chunks'], 'chunk')} of this dataset for "
+            f"{plural(workers, 'worker')} (keep at least {CHUNKS_PER_WORKER} chunks "
+            "per worker)"
+        )
+
     def cost(row: dict[str, Any]) -> float:
         # worker-seconds: the chunks' predicted wall time plus Dask's overhead per
-        # task; without a time model, bytes read stand in for the cost
+        # task (about 1 ms); without a time model, bytes read stand in for the cost
         if math.isfinite(row["total_walltime"]):
             return float(row["total_walltime"]) + 0.001 * row["chunks"]
         return float(row["bytesread"])
 
-    feasible = [r for r in rows if not fails(r)]
-    if not feasible:
-        best = rows[0]
-        return best, "nothing fits: " + fails(best).replace(
-            "at the next size", "even at"
-        )
-    best = min(feasible, key=lambda r: (round(cost(r), 9), -r["chunksize"]))
+    fitting = [r for r in rows if not limit(r, "")]
+    if not fitting:
+        return rows[0], "nothing fits: " + limit(rows[0], "even at the smallest size")
+    spread_out = [r for r in fitting if not spread(r)] or fitting
+    best = min(spread_out, key=lambda r: (round(cost(r), 9), -r["chunksize"]))
     larger = [r for r in rows if r["chunksize"] > best["chunksize"]]
     if not larger:
         return best, "the file size: one chunk per file"
-    blocked = [fails(r) for r in larger if cost(r) < cost(best)]
-    blocked = [b for b in blocked if b]
-    if blocked:
-        return best, blocked[0]
+    for r in larger:
+        if cost(r) < cost(best):
+            why = limit(r, "at the next size") or spread(r)
+            if why:
+                return best, why
     return best, "total cost: larger chunks cost more (baskets or time per event)"
 
 
@@ -886,15 +895,18 @@ def _bookkeeping(chunks: pd.DataFrame) -> list[Finding]:
                     "missing from the output.",
                 )
             )
-    if len(chunks) == 1:
+    counts = chunks.groupby("dataset").size()
+    single = sorted(str(d) for d, n in counts.items() if n == 1)
+    if single:
         out.append(
             Finding(
                 "few-chunks",
                 "info",
-                "One chunk only: the memory and time models have no spread to fit "
-                "(fixed and per-event terms are split from this chunk's process() "
-                "time and memory rise); advise a run of several chunks for a high "
-                "quantile.",
+                f"{', '.join(single)}: one chunk only, so the memory and time models "
+                "have no spread to fit (their fixed and per-event terms are split "
+                "from that chunk's process() time and memory rise, and a worker's "
+                "first chunk also pays its imports); advise a run of several chunks "
+                "per dataset for a reliable high quantile.",
             )
         )
     return out
@@ -1026,10 +1038,15 @@ def advise(
         for ds, rows in chunks.groupby("dataset", sort=True)
     }
     rec_rows = []
+    total_entries = sum(m.num_entries for m in model.values())
     for ds, m in model.items():
         rows = chunks[chunks["dataset"] == ds]
         size = _measured_size(rows)
-        best, why = _recommend(m, size, memory, target_chunk_seconds, workers)
+        share = m.num_entries / max(total_entries, 1)
+        min_chunks = max(1, math.ceil(CHUNKS_PER_WORKER * workers * share))
+        best, why = _recommend(
+            m, size, memory, target_chunk_seconds, min_chunks, workers
+        )
         measured = {
             "measured_chunksize": size,
             "measured_chunks": len(rows),
