@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,17 @@ from .records import REPORT_MERGES_KEY, chunk_table, merge_table
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Advice", "AdviceError", "DatasetModel", "Fit", "advise"]
+__all__ = [
+    "HIGH_QUANTILE",
+    "MEMORY_HEADROOM",
+    "Advice",
+    "AdviceError",
+    "DatasetModel",
+    "FileModel",
+    "Fit",
+    "advise",
+    "model_table",
+]
 
 #: Share of a worker's ``memory_limit`` the predicted high-quantile peak may reach:
 #: Dask pauses a worker at 80% of it (``distributed.worker.memory.pause``).
@@ -187,7 +197,6 @@ class Advice:
     worker_memory: float | None = None
     target_chunk_seconds: float | None = None
     workers: int = 1
-    measured: pd.DataFrame | None = field(default=None, repr=False)
 
     def predict(self, chunksize: int | Mapping[str, int]) -> pd.DataFrame:
         """Predicted figures of a run at ``chunksize``, one row per dataset.
@@ -473,10 +482,12 @@ def _dataset_model(dataset: str, rows: pd.DataFrame) -> DatasetModel:
         and done["mem_shared"].fillna(False).astype(bool).any()
     )
     mem_note = (
-        "mixed: chunks shared a worker process (several threads), the peak is the "
-        "process's, not one chunk's"
+        "mixed: chunks shared a worker process (several threads), so the peak is "
+        "the process's, not one chunk's, and the rise mixes chunks"
         if shared
-        else "the worker process's peak resident memory (one chunk at a time)"
+        else "the worker process's peak (one chunk at a time); the per-event term "
+        "from a single chunk size is a lower bound (mem_usage_bytes does not see "
+        "memory the allocator re-used), so is the peak predicted for larger chunks"
     )
     peak = _numeric(done, "mem_peak_bytes")
     usage = _numeric(done, "mem_usage_bytes")
@@ -1122,6 +1133,8 @@ def _text(advice: Advice) -> str:
                 f"{fmt(fit.per_event * 1000)} per 1,000 events, high x"
                 f"{fit.high_ratio:.2f} ({fit.method})"
             )
+            if fit.note:
+                lines.append(f"    {fit.note}")
     return "\n".join(lines)
 
 

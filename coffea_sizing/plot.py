@@ -32,11 +32,17 @@ if TYPE_CHECKING:
     from .compare import SweepResult
 
 __all__ = [
+    "ADVICE_FIGURE_SIZE",
     "FIGURE_DPI",
     "FIGURE_SIZE",
     "MAX_HTML_CHUNK_ROWS",
     "PANEL_TITLES",
+    "advice_figure",
+    "draw_chunk_bytes",
+    "draw_chunk_memory",
+    "draw_chunk_walltime",
     "render_html",
+    "save_advice_report",
     "save_report",
     "sweep_figure",
 ]
