@@ -251,6 +251,16 @@ _PREDICT_COLUMNS = (
 
 
 # ---------------------------------------------------------------- reading input
+#: Chunk fields that ``@track_sizes`` alone (under another executor) measures for
+#: ``process()`` only: used in their place, and said so.
+_PROCESS_ONLY = {
+    "walltime": "process_walltime",
+    "mem_peak_bytes": "process_mem_peak_bytes",
+    "mem_usage_bytes": "process_mem_usage_bytes",
+    "mem_shared": "process_mem_shared",
+}
+
+
 def _load(source: Any) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Chunk table, merge table and context of any supported source."""
     import pandas as pd
@@ -271,12 +281,10 @@ def _load(source: Any) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
         try:
             chunks = chunk_table(source)
         except (KeyError, TypeError) as err:
-            msg = err.args[0] if err.args else str(err)
+            msg = str(err.args[0] if err.args else err).rstrip(".")
             raise AdviceError(
-                f"no chunk records to advise on: {msg}. advise() takes a Runner "
-                "report (savemetrics=True, executor=SizingDaskExecutor), a "
-                "@track_sizes processor's output, a chunk_table or a saved records "
-                "file."
+                f"no chunk records to advise on: {msg}; or a chunk_table, or a saved "
+                "records file"
             ) from err
         report = source[1] if isinstance(source, tuple) and len(source) == 2 else source
         merges = (
@@ -301,6 +309,11 @@ def _load(source: Any) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
             "chunk records (see coffea_sizing.CHUNK_FIELDS)"
         )
     chunks = chunks.copy()
+    for name, tracked in _PROCESS_ONLY.items():
+        # @track_sizes under another executor measures process() alone
+        if (name not in chunks or chunks[name].isna().all()) and tracked in chunks:
+            chunks[name] = chunks[tracked]
+            context["process_only"] = True
     chunks["dataset"] = chunks["dataset"].fillna("(no dataset)").astype(str)
     chunks["treename"] = chunks["treename"].fillna(context.get("treename", "Events"))
     chunks["entries"] = (chunks["entrystop"] - chunks["entrystart"]).astype(int)
@@ -1075,6 +1088,17 @@ def advise(
         rec_rows.append({**best, "decided_by": why, **measured})
     recommendation = pd.DataFrame(rec_rows)
     findings = _findings(chunks, merges, model, memory)
+    if context.get("process_only"):
+        findings.append(
+            Finding(
+                "process-only",
+                "info",
+                "These records come from @track_sizes under an executor other than "
+                "SizingDaskExecutor: memory and time are those of process() alone "
+                "(opening the file and building the events are not included), and no "
+                "worker memory limit is known.",
+            )
+        )
     return Advice(
         findings=findings,
         model=model,

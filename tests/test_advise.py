@@ -21,6 +21,7 @@ from coffea import processor
 
 from coffea_sizing import (
     SizingDaskExecutor,
+    SizingWarning,
     advise,
     chunk_table,
     load_records,
@@ -191,10 +192,24 @@ def test_output_grows_and_nbytes_estimate(client: Any, generated_file: str) -> N
 
 
 # ------------------------------------------------------------------ bad input
-def test_bad_input_is_one_line(reports: dict[int, Any], tmp_path: Any) -> None:
+def test_bad_input_is_one_line(
+    client: Any, generated_file: str, reports: dict[int, Any], tmp_path: Any
+) -> None:
+    runner = processor.Runner(
+        executor=SizingDaskExecutor(client=client, status=False),
+        savemetrics=False,
+        schema=SweepSchema,
+        chunksize=10_000,
+    )
+    with pytest.warns(SizingWarning, match="savemetrics=True"):
+        output = runner(
+            {"gen": [generated_file]},
+            treename="Events",
+            processor_instance=BranchSweepProcessor(1),
+        )
     for source, words in [
+        (output, "no chunk records to advise on"),  # savemetrics=False
         ({"sizing": []}, "no chunk records"),
-        ({"out": 1}, "no chunk records to advise on"),  # savemetrics=False output
         (tmp_path / "none.parquet", "no such records file"),
         ([{"x": 1}], "lack filename"),
     ]:
@@ -249,8 +264,24 @@ def test_decorator_under_iterative_executor(generated_file: str) -> None:
         {"gen": [generated_file]}, treename="Events", processor_instance=TrackedJets()
     )
     advice = advise(output)
-    assert advice.predict(10_000).iloc[0]["chunks"] == 2
+    assert "process-only" in {f.code for f in advice.findings}
+    assert advice.model["gen"].memory is not None  # process()'s own memory
+    row = advice.predict(10_000).iloc[0]
+    assert row["chunks"] == 2
+    assert np.isfinite(row["mem_peak_bytes"])
     assert np.isfinite(advice.recommendation.iloc[0]["chunksize"])
+    # the same processor undecorated, and the run without records: one line
+    runner = processor.Runner(
+        executor=processor.IterativeExecutor(status=False),
+        schema=SweepSchema,
+        chunksize=5_000,
+    )
+    plain = runner(
+        {"gen": [generated_file]}, treename="Events", processor_instance=JetProcessor()
+    )
+    with pytest.raises(AdviceError, match="no chunk records to advise on") as info:
+        advise(plain)
+    assert "\n" not in str(info.value)
 
 
 # ---------------------------------------------------------------- the CLI
