@@ -369,3 +369,16 @@ def test_cli_bad_input_is_one_line(
         err = capsys.readouterr().err.strip()
         assert words in err, (argv, err)
         assert len(err.splitlines()) == 1, err
+
+
+def test_saved_records_keep_keys_types_and_nulls(
+    reports: dict[int, Any], tmp_path: Any
+) -> None:
+    real = [dict(r) for r in reports[SIZE_B]["sizing"]]
+    real[0]["column_bytes"] = {"Jet_pt": 12, "nJet": None}  # a dict with a null
+    real[1]["worker_memory_limit"] = None
+    del real[2]["mem_shared"]  # a record without a field the others have
+    real[3]["extra"] = [1.5, 2]  # a field only one record has
+    path = save_records({"sizing": real}, tmp_path / "r.parquet", csv=False)
+    assert not (tmp_path / "r.csv").exists()
+    assert load_records(path)["sizing"] == real
