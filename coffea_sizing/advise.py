@@ -7,7 +7,7 @@ per-dataset cost model of a chunk (bytes read exactly from the files' basket
 metadata through :mod:`coffea_sizing.predict` when the files can be opened, else
 fitted to the records; peak memory and wall time as a fixed plus a per-event term
 fitted to the chunks, with their spread), predictions at any chunk size
-(:meth:`Advice.predict`) and the chunk size to use (:attr:`Advice.recommendation`).
+(:meth:`Advice.predict`) and the chunk size to use (``Advice.recommendation``).
 It makes no cluster calls; it opens the input files' metadata (never a basket) and
 says so when a file cannot be opened.
 
