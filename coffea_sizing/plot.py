@@ -1135,7 +1135,7 @@ def advice_figure(advice: Any) -> Figure:
         axes[1].set_axis_off()
         axes[1].text(0.5, 0.5, "no memory figures in the records", ha="center")
     draw_chunk_walltime(axes[2], advice)
-    axes[2].legend(fontsize="small", loc="upper left")
+    axes[2].legend(fontsize="small", loc="best")
     return fig
 
 

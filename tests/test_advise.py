@@ -382,3 +382,21 @@ def test_saved_records_keep_keys_types_and_nulls(
     path = save_records({"sizing": real}, tmp_path / "r.parquet", csv=False)
     assert not (tmp_path / "r.csv").exists()
     assert load_records(path)["sizing"] == real
+
+
+def test_figure_and_html_from_records(reports: dict[int, Any]) -> None:
+    from coffea_sizing.plot import advice_figure
+
+    advice = advise(reports[SIZE_A])
+    fig = advice_figure(advice)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [
+        "(a) Bytes read per chunk",
+        "(b) Peak memory of the worker process",
+        "(c) Wall time per chunk",
+    ]
+    # every chunk is a point in each panel
+    assert all(len(ax.collections[0].get_offsets()) == 13 for ax in fig.axes)
+    page = advice.to_html()
+    assert page.index("amplification") < page.index("Recommended chunk size")
+    assert "(MB)" in page  # units in the table headers
