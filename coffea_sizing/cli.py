@@ -670,6 +670,15 @@ def _run_client(args: argparse.Namespace) -> Iterator[Any]:
         with _client(args) as client:
             yield client
         return
+    if args.memory_limit not in ("auto", "0", None):
+        from dask.utils import parse_bytes
+
+        try:
+            parse_bytes(args.memory_limit)
+        except (ValueError, TypeError) as err:
+            raise CLIError(
+                f"--memory-limit {args.memory_limit!r} is not a size (e.g. 4GB, 2GiB)"
+            ) from err
     try:
         cluster = LocalCluster(
             n_workers=args.workers,

@@ -361,6 +361,10 @@ def test_cli_bad_input_is_one_line(
         (["run", str(user_module), "--fileset", str(bad_json)], "'gen'"),
         (["run", str(user_module), str(not_root)], "x.root"),
         (["run", str(user_module), generated_file, "--schema", "Nope"], "Nope"),
+        (
+            ["run", str(user_module), generated_file, "--memory-limit", "lots"],
+            "not a size",
+        ),
         (["advise", str(tmp_path / "none.parquet")], "no such records file"),
         (["advise", str(not_root)], "not a Parquet file"),
     ]
