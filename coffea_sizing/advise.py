@@ -188,6 +188,8 @@ class Advice:
         Memory limit of a worker used for the recommendation (bytes).
     target_chunk_seconds : float or None
         Longest wanted chunk (seconds).
+    workers : int
+        Workers that ran chunks (for the parallelism constraint).
     """
 
     findings: list[Finding]
