@@ -10,6 +10,7 @@ read, columns, pickled and compressed output size, the scheduler's
 from __future__ import annotations
 
 from ._version import __version__
+from .advise import Advice, advise
 from .decorator import split_records, track_sizes
 from .executor import SizingDaskExecutor
 from .plugin import SizingSchedulerPlugin
@@ -20,16 +21,21 @@ from .records import (
     chunk_table,
     merge_table,
 )
+from .store import load_records, save_records
 
 __all__ = [
     "CHUNK_FIELDS",
     "MERGE_FIELDS",
+    "Advice",
     "SizingDaskExecutor",
     "SizingSchedulerPlugin",
     "SizingWarning",
     "__version__",
+    "advise",
     "chunk_table",
+    "load_records",
     "merge_table",
+    "save_records",
     "split_records",
     "track_sizes",
 ]

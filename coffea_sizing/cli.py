@@ -455,6 +455,374 @@ SUBCOMMANDS: list[Subcommand] = [
 ]
 
 
+# ------------------------------------------------- run and advise (one run)
+def _configure_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "processor",
+        metavar="MODULE:ATTR",
+        help="your processor: a ProcessorABC class (built without arguments) or "
+        "instance, as MODULE:ATTR (importable) or PATH.py[:ATTR]",
+    )
+    parser.add_argument(
+        "files", nargs="*", metavar="FILE", help="ROOT files (one dataset per stem)"
+    )
+    parser.add_argument(
+        "--fileset",
+        metavar="JSON",
+        default=None,
+        help="a fileset JSON file in any form coffea's Runner accepts",
+    )
+    parser.add_argument(
+        "--tree", default="Events", help="TTree of files the fileset does not name"
+    )
+    parser.add_argument(
+        "--chunksize",
+        type=_positive_int,
+        default=100_000,
+        help="coffea's chunksize (default 100,000, coffea's default)",
+    )
+    parser.add_argument(
+        "--schema",
+        default="NanoAODSchema",
+        metavar="NAME",
+        help="a schema of coffea.nanoevents (default NanoAODSchema) or MODULE:ATTR",
+    )
+    parser.add_argument(
+        "--workers", type=_positive_int, default=2, help="LocalCluster workers"
+    )
+    parser.add_argument(
+        "--threads-per-worker",
+        type=_positive_int,
+        default=1,
+        help="threads per worker (default 1: memory per chunk is measured alone)",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        default="auto",
+        metavar="SIZE",
+        help="memory limit per worker, e.g. 4GB (default: Dask's auto)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="an existing Dask scheduler (tcp://host:port) instead of a LocalCluster",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=20.0, help="seconds to reach the scheduler"
+    )
+    parser.add_argument(
+        "--worker-memory",
+        metavar="SIZE",
+        default=None,
+        help="memory of the workers you will run on, for the advice (default: "
+        "this run's memory limit)",
+    )
+    parser.add_argument(
+        "--target-chunk-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="longest wanted chunk, for the advice (default: no limit)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default="sizing-run",
+        help="directory for records.parquet, records.csv, advice.png and "
+        "report.html (default ./sizing-run)",
+    )
+
+
+def _user_module(spec: str) -> tuple[Any, str | None]:
+    """The module ``spec`` names (``MODULE[:ATTR]`` or ``PATH.py[:ATTR]``)."""
+    import importlib
+    import importlib.util
+    import pathlib
+
+    target, _, attr = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    if target.endswith(".py") or pathlib.Path(target).suffix == ".py":
+        path = pathlib.Path(target)
+        if not path.is_file():
+            raise CLIError(f"{spec}: no such file: {target}")
+        name = f"_coffea_sizing_user_{path.stem}"
+        mod_spec = importlib.util.spec_from_file_location(name, path)
+        if mod_spec is None or mod_spec.loader is None:
+            raise CLIError(f"{spec}: {target} cannot be imported as a Python file")
+        module = importlib.util.module_from_spec(mod_spec)
+        sys.modules[name] = module
+        try:
+            mod_spec.loader.exec_module(module)
+        except Exception as err:
+            sys.modules.pop(name, None)
+            raise CLIError(
+                f"{spec}: importing {target} failed: {type(err).__name__}: {err}"
+            ) from err
+        return module, attr or None
+    if not target or not attr:
+        raise CLIError(
+            f"{spec}: give the processor as MODULE:ATTR (e.g. mypkg.analysis:"
+            "MyProcessor) or PATH.py[:ATTR]"
+        )
+    if "" not in sys.path and str(pathlib.Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(pathlib.Path.cwd()))
+    try:
+        module = importlib.import_module(target)
+    except Exception as err:
+        raise CLIError(
+            f"{spec}: module {target!r} does not import: {type(err).__name__}: {err}"
+        ) from err
+    return module, attr
+
+
+def _load_processor(spec: str) -> Any:
+    """The processor instance ``spec`` names; its module travels by value."""
+    import cloudpickle
+    from coffea.processor import ProcessorABC
+
+    module, attr = _user_module(spec)
+    if attr is None:
+        found = [
+            name
+            for name, obj in vars(module).items()
+            if getattr(obj, "__module__", None) == module.__name__
+            and (
+                (isinstance(obj, type) and issubclass(obj, ProcessorABC))
+                or isinstance(obj, ProcessorABC)
+            )
+        ]
+        if len(found) != 1:
+            raise CLIError(
+                f"{spec}: name the processor as {spec}:ATTR ("
+                + (f"it defines {', '.join(found)}" if found else "it defines none")
+                + ")"
+            )
+        attr = found[0]
+    try:
+        obj = getattr(module, attr)
+    except AttributeError as err:
+        raise CLIError(
+            f"{spec}: {module.__name__.removeprefix('_coffea_sizing_user_')!r} has "
+            f"no attribute {attr!r}"
+        ) from err
+    if isinstance(obj, type) and issubclass(obj, ProcessorABC):
+        try:
+            obj = obj()
+        except Exception as err:
+            raise CLIError(
+                f"{spec}: {attr}() failed ({type(err).__name__}: {err}); give an "
+                "instance instead (processor = MyProcessor(...) in the module)"
+            ) from err
+    if not isinstance(obj, ProcessorABC):
+        kind = "class" if isinstance(obj, type) else type(obj).__name__
+        raise CLIError(
+            f"{spec}: {attr} is a {kind}, not a coffea processor (a subclass or an "
+            "instance of coffea.processor.ProcessorABC)"
+        )
+    # workers may not import the user's module: ship its code with the processor
+    cloudpickle.register_pickle_by_value(module)
+    return obj
+
+
+def _load_schema(name: str) -> Any:
+    import importlib
+
+    from coffea import nanoevents
+
+    if ":" in name:
+        target, _, attr = name.partition(":")
+        try:
+            return getattr(importlib.import_module(target), attr)
+        except (ImportError, AttributeError) as err:
+            raise CLIError(f"--schema {name}: {err}") from err
+    schema = getattr(nanoevents, name, None)
+    if not isinstance(schema, type):
+        known = sorted(n for n in dir(nanoevents) if n.endswith("Schema"))
+        raise CLIError(
+            f"--schema {name}: not a schema of coffea.nanoevents (one of: "
+            f"{', '.join(known)}; or MODULE:ATTR)"
+        )
+    return schema
+
+
+def _run_fileset(args: argparse.Namespace) -> dict[str, Any]:
+    from .filesets import FilesetError, check_files, normalize_fileset
+
+    if not args.files and not args.fileset:
+        raise CLIError("give ROOT files or --fileset fileset.json")
+    fileset: dict[str, Any] = {}
+    try:
+        if args.fileset:
+            fileset.update(normalize_fileset(args.fileset, args.tree))
+        if args.files:
+            fileset.update(normalize_fileset(list(args.files), args.tree))
+        check_files(fileset)
+    except FilesetError as err:
+        raise CLIError(str(err)) from err
+    return fileset
+
+
+@contextlib.contextmanager
+def _run_client(args: argparse.Namespace) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    if args.scheduler:
+        with _client(args) as client:
+            yield client
+        return
+    if args.memory_limit not in ("auto", "0", None):
+        from dask.utils import parse_bytes
+
+        try:
+            parse_bytes(args.memory_limit)
+        except (ValueError, TypeError) as err:
+            raise CLIError(
+                f"--memory-limit {args.memory_limit!r} is not a size (e.g. 4GB, 2GiB)"
+            ) from err
+    try:
+        cluster = LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=args.threads_per_worker,
+            memory_limit=args.memory_limit,
+            dashboard_address=":0",
+            host="127.0.0.1",
+        )
+    except (ValueError, TypeError) as err:
+        raise CLIError(f"cannot start a LocalCluster: {err}") from err
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+def _advise_or_fail(source: Any, args: argparse.Namespace) -> Any:
+    from .advise import AdviceError, advise
+
+    try:
+        return advise(
+            source,
+            worker_memory=args.worker_memory,
+            target_chunk_seconds=args.target_chunk_seconds,
+        )
+    except AdviceError as err:
+        raise CLIError(str(err)) from err
+
+
+def _write_advice(advice: Any, out: str) -> None:
+    from .plot import save_advice_report
+
+    for name, path in save_advice_report(advice, out).items():
+        print(f"wrote {name}: {path}")
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    import pathlib
+
+    from coffea import processor
+
+    from .executor import SizingDaskExecutor
+    from .store import save_records
+
+    proc = _load_processor(args.processor)
+    schema = _load_schema(args.schema)
+    fileset = _run_fileset(args)
+    with _run_client(args) as client:
+        runner = processor.Runner(
+            executor=SizingDaskExecutor(client=client, status=False),
+            savemetrics=True,
+            schema=schema,
+            chunksize=args.chunksize,
+        )
+        try:
+            _, report = runner(fileset, treename=args.tree, processor_instance=proc)
+        except Exception as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise CLIError(f"the run failed: {type(err).__name__}: {first}") from err
+        nthreads = sum(client.nthreads().values())
+    out = pathlib.Path(args.out)
+    records = save_records(
+        report,
+        out / "records.parquet",
+        context={
+            "chunksize": args.chunksize,
+            "processor": args.processor,
+            "schema": args.schema,
+            "treename": args.tree,
+            "threads": nthreads,
+            "threads_per_worker": args.threads_per_worker,
+        },
+    )
+    advice = _advise_or_fail(report, args)
+    print(advice)
+    print()
+    print(f"wrote records: {records} (and {records.with_suffix('.csv')})")
+    _write_advice(advice, args.out)
+    return 0
+
+
+def _configure_advise(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "records",
+        metavar="RECORDS",
+        help="records saved by `coffea-sizing run` or coffea_sizing.save_records "
+        "(a .parquet file)",
+    )
+    parser.add_argument(
+        "--worker-memory",
+        metavar="SIZE",
+        default=None,
+        help="memory limit of a worker, e.g. 4GB (default: the run's)",
+    )
+    parser.add_argument(
+        "--target-chunk-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="longest wanted chunk (default: no limit)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="also write advice.png and report.html here",
+    )
+
+
+def _run_advise(args: argparse.Namespace) -> int:
+    advice = _advise_or_fail(args.records, args)
+    print(advice)
+    if args.out:
+        print()
+        _write_advice(advice, args.out)
+    return 0
+
+
+SUBCOMMANDS.extend(
+    [
+        Subcommand(
+            name="run",
+            help="run YOUR processor with SizingDaskExecutor and advise on it",
+            description=(
+                "Run your own processor (MODULE:ATTR or PATH.py[:ATTR]) over FILES "
+                "or --fileset with SizingDaskExecutor and savemetrics=True; print "
+                "the findings and the recommended chunk size; write the records "
+                "(Parquet and CSV), a figure and report.html to --out."
+            ),
+            configure=_configure_run,
+            run=_run_run,
+        ),
+        Subcommand(
+            name="advise",
+            help="findings and a chunk size from saved records, without rerunning",
+            description=(
+                "Read records saved by `coffea-sizing run` (or save_records) and "
+                "print the findings, the model and the recommended chunk size."
+            ),
+            configure=_configure_advise,
+            run=_run_advise,
+        ),
+    ]
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``coffea-sizing`` parser with every subcommand of :data:`SUBCOMMANDS`.
 

@@ -32,11 +32,17 @@ if TYPE_CHECKING:
     from .compare import SweepResult
 
 __all__ = [
+    "ADVICE_FIGURE_SIZE",
     "FIGURE_DPI",
     "FIGURE_SIZE",
     "MAX_HTML_CHUNK_ROWS",
     "PANEL_TITLES",
+    "advice_figure",
+    "draw_chunk_bytes",
+    "draw_chunk_memory",
+    "draw_chunk_walltime",
     "render_html",
+    "save_advice_report",
     "save_report",
     "sweep_figure",
 ]
@@ -991,3 +997,163 @@ def save_report(
     paths["figure"].write_bytes(png)
     paths["html"].write_text(render_html(result, png=png), encoding="utf-8")
     return paths
+
+
+# ============================================================ one run's advice
+#: Size of :func:`advice_figure` in inches (1500 x 480 px at :data:`FIGURE_DPI`).
+ADVICE_FIGURE_SIZE: tuple[float, float] = (15.0, 4.8)
+
+
+def _advice_curve(advice: Any) -> pd.DataFrame:
+    """The model's predictions over a range of chunk sizes, for the model lines."""
+    import numpy as np
+    import pandas as pd
+
+    top = max([m.num_entries for m in advice.model.values()] + [2])
+    low = max(1, int(advice.chunks["entries"].min()) // 4)
+    sizes = sorted({int(s) for s in np.geomspace(low, max(top, low + 1), 24)})
+    return pd.concat([advice.predict(s) for s in sizes], ignore_index=True)
+
+
+def _draw_advice_panel(
+    ax: Axes,
+    advice: Any,
+    measured: str,
+    median: str,
+    high: str | None,
+    ylabel: str,
+    seconds: bool,
+) -> None:
+    colors = _dataset_colors(list(advice.model))
+    curves = _advice_curve(advice)
+    values = _numeric(advice.chunks[measured]) if measured in advice.chunks else None
+    scale, unit = (
+        (1.0, "s") if seconds else _byte_unit([] if values is None else values.dropna())
+    )
+    for dataset in advice.model:
+        color = colors[dataset]
+        rows = advice.chunks[advice.chunks["dataset"] == dataset]
+        if values is not None:
+            ax.scatter(
+                rows["entries"],
+                values[rows.index] / scale,
+                color=color,
+                s=14,
+                alpha=0.7,
+                label=f"{dataset}: chunks",
+            )
+        curve = curves[curves["dataset"] == dataset]
+        ax.plot(
+            curve["entries_per_chunk"],
+            curve[median] / scale,
+            color=color,
+            label=f"{dataset}: model",
+        )
+        if high is not None:
+            ax.plot(
+                curve["entries_per_chunk"],
+                curve[high] / scale,
+                color=color,
+                linestyle="--",
+                label=f"{dataset}: high quantile",
+            )
+        rec = advice.recommendation.set_index("dataset").loc[dataset]
+        ax.axvline(
+            float(rec["entries_per_chunk"]),
+            color=color,
+            linestyle=":",
+            label=f"{dataset}: recommended ({int(rec['chunksize']):,})",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("entries per chunk")
+    ax.set_ylabel(f"{ylabel} ({unit})")
+    ax.grid(alpha=0.3)
+
+
+def draw_chunk_bytes(ax: Axes, advice: Any) -> None:
+    """Bytes read by every chunk against its entries, the model's bytes per chunk
+    (exact from basket metadata when the files were opened) and the recommended
+    chunk size."""
+    _draw_advice_panel(
+        ax, advice, "bytesread", "bytesread_per_chunk", None, "bytes read", False
+    )
+    ax.set_title("(a) Bytes read per chunk")
+
+
+def draw_chunk_memory(ax: Axes, advice: Any) -> None:
+    """Peak memory of every chunk against its entries, the fitted model (median
+    and high quantile) and the recommended chunk size."""
+    _draw_advice_panel(
+        ax,
+        advice,
+        "mem_peak_bytes",
+        "mem_peak_bytes",
+        "mem_peak_high",
+        "peak memory",
+        False,
+    )
+    ax.set_title("(b) Peak memory of the worker process")
+
+
+def draw_chunk_walltime(ax: Axes, advice: Any) -> None:
+    """Wall time of every chunk against its entries, the fitted model (median and
+    high quantile) and the recommended chunk size."""
+    _draw_advice_panel(
+        ax, advice, "walltime", "walltime", "walltime_high", "wall time", True
+    )
+    ax.set_title("(c) Wall time per chunk")
+
+
+def advice_figure(advice: Any) -> Figure:
+    """One run's chunks against their entries, with the model and the advice.
+
+    Three panels: bytes read, peak memory and wall time of every chunk (points),
+    the model's prediction at each chunk size (lines; dashed: the high quantile)
+    and the recommended chunk size (dotted).
+
+    Parameters
+    ----------
+    advice : Advice
+        What :func:`~coffea_sizing.advise` returned.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Not registered with ``pyplot``; save it with ``fig.savefig(...)``.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=ADVICE_FIGURE_SIZE, layout="constrained")
+    axes = fig.subplots(1, 3)
+    draw_chunk_bytes(axes[0], advice)
+    if (
+        "mem_peak_bytes" in advice.chunks
+        and advice.chunks["mem_peak_bytes"].notna().any()
+    ):
+        draw_chunk_memory(axes[1], advice)
+    else:
+        axes[1].set_axis_off()
+        axes[1].text(0.5, 0.5, "no memory figures in the records", ha="center")
+    draw_chunk_walltime(axes[2], advice)
+    axes[2].legend(fontsize="small", loc="best")
+    return fig
+
+
+def save_advice_report(
+    advice: Any, directory: str | os.PathLike[str]
+) -> dict[str, Path]:
+    """Write ``advice.png`` and ``report.html`` (findings first) to ``directory``.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``{"figure": ..., "html": ...}``.
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    png = _figure_png(advice_figure(advice))
+    figure = out / "advice.png"
+    figure.write_bytes(png)
+    page = out / "report.html"
+    page.write_text(advice.to_html(png), encoding="utf-8")
+    return {"figure": figure, "html": page}

@@ -108,6 +108,20 @@ def test_branch_sweep(run_example: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_advise_my_run(run_example: Any, tmp_path: Path) -> None:
+    proc = run_example([str(EXAMPLES / "advise_my_run.py"), "--out", "out"])
+    text = proc.stdout
+    assert "[warning] fixed-cost: generated: " in text
+    assert "[warning] amplification: generated: " in text
+    assert "ttbar: chunksize 200 (decided by the file size" in text
+    assert "From the saved records, for workers of 1 GB:" in text
+    for name in ("records.parquet", "records.csv", "advice.png", "report.html"):
+        assert (tmp_path / "out" / name).stat().st_size > 0, name
+    table = pd.read_csv(tmp_path / "out" / "records.csv")
+    assert len(table) == 1 + 20  # the 200-event file whole, 20 chunks of 5,000
+
+
+@pytest.mark.slow
 def test_decorate_existing_processor(run_example: Any, tmp_path: Path) -> None:
     proc = run_example(
         [str(EXAMPLES / "decorate_existing_processor.py"), "--out", "out"]

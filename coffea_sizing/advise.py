@@ -1,0 +1,1257 @@
+"""Advice from any run: findings, a per-chunk cost model and a chunk size.
+
+Covers :func:`advise`: from the chunk (and merge) records of one run, the
+:class:`~coffea_sizing.findings.Finding` s the records show (fixed cost,
+amplification, memory near the limit, tiny chunks, stragglers, retries, ...), a
+per-dataset cost model of a chunk (bytes read exactly from the files' basket
+metadata through :mod:`coffea_sizing.predict` when the files can be opened, else
+fitted to the records; peak memory and wall time as a fixed plus a per-event term
+fitted to the chunks, with their spread), predictions at any chunk size
+(:meth:`Advice.predict`) and the chunk size to use (``Advice.recommendation``).
+It makes no cluster calls; it opens the input files' metadata (never a basket) and
+says so when a file cannot be opened.
+
+Does not run anything (``coffea-sizing run`` in :mod:`coffea_sizing.cli` does), save
+records (:mod:`coffea_sizing.store`) or draw (:func:`coffea_sizing.plot.advice_figure`).
+The how-to is ``docs/chunk-size.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .findings import Finding, format_bytes, format_seconds, plural
+from .records import REPORT_MERGES_KEY, chunk_table, merge_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "HIGH_QUANTILE",
+    "MEMORY_HEADROOM",
+    "Advice",
+    "AdviceError",
+    "DatasetModel",
+    "FileModel",
+    "Fit",
+    "advise",
+    "model_table",
+]
+
+#: Share of a worker's ``memory_limit`` the predicted high-quantile peak may reach:
+#: Dask pauses a worker at 80% of it (``distributed.worker.memory.pause``).
+MEMORY_HEADROOM = 0.8
+#: A chunk peak above this share of ``memory_limit`` is reported (Dask starts
+#: spilling at 60-70%).
+MEMORY_WARN = 0.6
+#: The quantile of a chunk's peak memory and wall time called "high".
+HIGH_QUANTILE = 0.9
+#: Chunks shorter than this leave the run dominated by per-task overhead (Dask's
+#: best practices: tasks of at least ~100 ms).
+TINY_CHUNK_SECONDS = 0.1
+#: A fixed cost above this share of bytes read is reported.
+FIXED_COST_SHARE = 0.10
+#: Amplification (bytes of baskets read / bytes of baskets needed) reported above.
+AMPLIFICATION_RATIO = 1.10
+#: A chunk this many times slower than the median (and at least
+#: :data:`STRAGGLER_MIN_SECONDS` slower) is a straggler.
+STRAGGLER_FACTOR = 3.0
+STRAGGLER_MIN_SECONDS = 1.0
+#: Workers whose busy time differs by more than this factor are reported.
+SKEW_FACTOR = 2.0
+#: Keep at least this many chunks per worker, so that every worker has work.
+CHUNKS_PER_WORKER = 2
+#: Chunk sizes tried for the recommendation: this 1-2-5 series up to the file sizes.
+_SERIES = (1, 2, 5)
+
+
+class AdviceError(ValueError):
+    """Records that cannot be advised on (the message says why and what to do)."""
+
+
+# ------------------------------------------------------------------ the model
+@dataclass(frozen=True)
+class Fit:
+    """``value(entries) = fixed + per_event * entries``, with its spread.
+
+    Attributes
+    ----------
+    quantity : str
+        What is fitted (``"mem_peak_bytes"``, ``"walltime"``, ``"bytesread"``).
+    fixed, per_event : float
+        The terms (bytes or seconds; per event).
+    high_ratio : float
+        The :data:`HIGH_QUANTILE` of ``measured / fitted`` over the chunks: the
+        high prediction is ``high_ratio`` times the fitted one.
+    method : str
+        How the terms were found, in words.
+    chunks : int
+        Chunks fitted.
+    note : str
+        What the figure is (e.g. a lower bound), or ``""``.
+
+    Examples
+    --------
+    >>> from coffea_sizing.advise import Fit
+    >>> fit = Fit("walltime", 0.05, 1e-5, 1.4, "fixed + per event", 10)
+    >>> fit.at(10_000)
+    (0.15000000000000002, 0.21000000000000002)
+    """
+
+    quantity: str
+    fixed: float
+    per_event: float
+    high_ratio: float
+    method: str
+    chunks: int
+    note: str = ""
+
+    def at(self, entries: float) -> tuple[float, float]:
+        """``(median, high)`` predicted for a chunk of ``entries`` events."""
+        median = self.fixed + self.per_event * float(entries)
+        return median, median * self.high_ratio
+
+
+@dataclass(frozen=True)
+class FileModel:
+    """One input file as the model sees it."""
+
+    filename: str
+    treename: str
+    num_entries: int
+    columns: tuple[str, ...]
+    open_bytes: int | None
+    reachable: bool
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetModel:
+    """The per-chunk cost model of one dataset.
+
+    Attributes
+    ----------
+    dataset : str
+    files : tuple of FileModel
+        The files, their entries, the branches read and (when the file could be
+        opened) the fixed bytes of every chunk.
+    bytes_exact : bool
+        True when every file could be opened: bytes read are then predicted to
+        the byte from the basket metadata (:mod:`coffea_sizing.predict`).
+    bytesread : Fit
+        Bytes read per chunk fitted to the records (used when not exact).
+    memory : Fit or None
+        Peak memory of the worker process during a chunk (None: no memory fields).
+    walltime : Fit or None
+        Wall time of a chunk task.
+    """
+
+    dataset: str
+    files: tuple[FileModel, ...]
+    bytes_exact: bool
+    bytesread: Fit
+    memory: Fit | None
+    walltime: Fit | None
+
+    @property
+    def num_entries(self) -> int:
+        """Entries in all files."""
+        return sum(f.num_entries for f in self.files)
+
+
+@dataclass
+class Advice:
+    """What :func:`advise` found, fitted and recommends.
+
+    Attributes
+    ----------
+    findings : list of Finding
+        What the records show, most severe first.
+    model : dict of str to DatasetModel
+        Per dataset, the fitted per-chunk cost model.
+    recommendation : pandas.DataFrame
+        One row per dataset: the ``chunksize`` that minimises the predicted total
+        cost while the high-quantile peak memory stays under the worker memory
+        (with headroom) and the chunk time under the target; ``decided_by`` (which
+        constraint set it); the predicted figures at that size and the measured
+        ones (``measured_*``) of the run.
+    chunks : pandas.DataFrame
+        The chunk records advised on.
+    worker_memory : float or None
+        Memory limit of a worker used for the recommendation (bytes).
+    target_chunk_seconds : float or None
+        Longest wanted chunk (seconds).
+    workers : int
+        Workers that ran chunks (for the parallelism constraint).
+    """
+
+    findings: list[Finding]
+    model: dict[str, DatasetModel]
+    recommendation: pd.DataFrame
+    chunks: pd.DataFrame
+    worker_memory: float | None = None
+    target_chunk_seconds: float | None = None
+    workers: int = 1
+
+    def predict(self, chunksize: int | Mapping[str, int]) -> pd.DataFrame:
+        """Predicted figures of a run at ``chunksize``, one row per dataset.
+
+        Parameters
+        ----------
+        chunksize : int or mapping
+            coffea's ``chunksize`` (one for all datasets, or ``{dataset: size}``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``dataset``, ``chunksize``, ``chunks``, ``entries_per_chunk`` (the
+            largest chunk), ``bytesread`` (total), ``bytesread_per_chunk`` (mean),
+            ``bytes_exact``, ``open_share`` (share of bytes read that is fixed
+            cost), ``mem_peak_bytes`` and ``mem_peak_high`` (median and high
+            quantile, largest chunk), ``walltime`` and ``walltime_high`` (the same
+            for its wall time) and ``total_walltime`` (sum over the chunks).
+        """
+        import pandas as pd
+
+        rows = []
+        for name, model in self.model.items():
+            size = chunksize[name] if isinstance(chunksize, Mapping) else chunksize
+            rows.append(_predict_dataset(model, int(size)))
+        return pd.DataFrame(rows, columns=list(_PREDICT_COLUMNS))
+
+    def __str__(self) -> str:
+        return _text(self)
+
+    def to_html(self, figure_png: bytes | None = None) -> str:
+        """A self-contained HTML page: findings first, then the recommendation,
+        the model and (when given) the figure."""
+        return _html(self, figure_png)
+
+
+_PREDICT_COLUMNS = (
+    "dataset",
+    "chunksize",
+    "chunks",
+    "entries_per_chunk",
+    "bytesread",
+    "bytesread_per_chunk",
+    "bytes_exact",
+    "open_share",
+    "mem_peak_bytes",
+    "mem_peak_high",
+    "walltime",
+    "walltime_high",
+    "total_walltime",
+)
+
+
+# ---------------------------------------------------------------- reading input
+#: Chunk fields that ``@track_sizes`` alone (under another executor) measures for
+#: ``process()`` only: used in their place, and said so.
+_PROCESS_ONLY = {
+    "walltime": "process_walltime",
+    "mem_peak_bytes": "process_mem_peak_bytes",
+    "mem_usage_bytes": "process_mem_usage_bytes",
+    "mem_shared": "process_mem_shared",
+}
+
+
+def _load(source: Any) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Chunk table, merge table and context of any supported source."""
+    import pandas as pd
+
+    context: dict[str, Any] = {}
+    if isinstance(source, str | os.PathLike):
+        from .store import CONTEXT_KEY, RecordsFileError, load_records
+
+        try:
+            source = load_records(source)
+        except (FileNotFoundError, RecordsFileError) as err:
+            raise AdviceError(str(err)) from err
+        context = dict(source.get(CONTEXT_KEY) or {})
+    if isinstance(source, pd.DataFrame):
+        chunks = chunk_table(source)
+        merges = merge_table([])
+    else:
+        try:
+            chunks = chunk_table(source)
+        except (KeyError, TypeError) as err:
+            msg = str(err.args[0] if err.args else err).rstrip(".")
+            raise AdviceError(
+                f"no chunk records to advise on: {msg}; or a chunk_table, or a saved "
+                "records file"
+            ) from err
+        report = source[1] if isinstance(source, tuple) and len(source) == 2 else source
+        merges = (
+            merge_table(report)
+            if isinstance(report, Mapping) and REPORT_MERGES_KEY in report
+            else merge_table([])
+        )
+    if chunks.empty:
+        raise AdviceError(
+            "the report holds no chunk records (an empty fileset, or a run with "
+            "savemetrics=False?); run with savemetrics=True and SizingDaskExecutor "
+            "or decorate the processor with @track_sizes"
+        )
+    missing = [
+        name
+        for name in ("filename", "entrystart", "entrystop", "bytesread")
+        if name not in chunks or chunks[name].isna().all()
+    ]
+    if missing:
+        raise AdviceError(
+            f"the chunk records lack {', '.join(missing)}: they are not coffea-sizing "
+            "chunk records (see coffea_sizing.CHUNK_FIELDS)"
+        )
+    chunks = chunks.copy()
+    for name, tracked in _PROCESS_ONLY.items():
+        # @track_sizes under another executor measures process() alone
+        if (name not in chunks or chunks[name].isna().all()) and tracked in chunks:
+            chunks[name] = chunks[tracked]
+            context["process_only"] = True
+    chunks["dataset"] = chunks["dataset"].fillna("(no dataset)").astype(str)
+    chunks["treename"] = chunks["treename"].fillna(context.get("treename", "Events"))
+    chunks["entries"] = (chunks["entrystop"] - chunks["entrystart"]).astype(int)
+    return chunks, merges, context
+
+
+def _numeric(chunks: pd.DataFrame, name: str) -> np.ndarray[Any, Any]:
+    import pandas as pd
+
+    if name not in chunks:
+        return np.full(len(chunks), np.nan)
+    return pd.to_numeric(chunks[name], errors="coerce").to_numpy(dtype=float)
+
+
+def _parse_bytes(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        from dask.utils import parse_bytes
+
+        try:
+            return float(parse_bytes(value))
+        except (ValueError, TypeError) as err:
+            raise AdviceError(
+                f"worker_memory {value!r} is not a size (e.g. 4GB, 2.5GiB)"
+            ) from err
+    v = float(value)
+    if not v > 0:
+        raise AdviceError(f"worker_memory must be positive, got {value!r}")
+    return v
+
+
+# -------------------------------------------------------------------- fitting
+def _theil_sen(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> tuple[float, float]:
+    """Median of pairwise slopes, then the median intercept (deterministic)."""
+    if len(x) > 400:  # evenly spaced subsample, in entry order
+        order = np.argsort(x, kind="stable")
+        pick = order[np.linspace(0, len(x) - 1, 400).astype(int)]
+        x, y = x[pick], y[pick]
+    i, j = np.triu_indices(len(x), k=1)
+    dx = x[j] - x[i]
+    keep = dx != 0
+    slope = float(np.median((y[j] - y[i])[keep] / dx[keep])) if keep.any() else 0.0
+    return float(np.median(y - slope * x)), slope
+
+
+def _spread(
+    entries: np.ndarray[Any, Any],
+    y: np.ndarray[Any, Any],
+    fixed: float,
+    per_event: float,
+) -> float:
+    fitted = fixed + per_event * entries
+    ok = fitted > 0
+    if not ok.any():
+        return 1.0
+    ratio = y[ok] / fitted[ok]
+    return max(1.0, float(np.quantile(ratio, HIGH_QUANTILE)))
+
+
+def _spread_enough(entries: np.ndarray[Any, Any]) -> bool:
+    distinct = np.unique(entries[entries > 0])
+    return len(distinct) >= 3 and distinct[-1] >= 1.5 * distinct[0]
+
+
+def _fit_split(
+    quantity: str,
+    entries: np.ndarray[Any, Any],
+    total: np.ndarray[Any, Any],
+    variable: np.ndarray[Any, Any],
+    split_method: str,
+    note: str,
+) -> Fit | None:
+    """``total = fixed + per_event * entries``: from a spread of chunk sizes by a
+    Theil-Sen fit, else with ``variable`` (the part that grows with the events)
+    per event and the rest fixed."""
+    ok = np.isfinite(entries) & np.isfinite(total)
+    if not ok.any():
+        return None
+    e, y = entries[ok], total[ok]
+    if _spread_enough(e):
+        fixed, per_event = _theil_sen(e, y)
+        if per_event >= 0 and fixed >= 0:
+            return Fit(
+                quantity,
+                fixed,
+                per_event,
+                _spread(e, y, fixed, per_event),
+                "Theil-Sen fit on entries",
+                int(ok.sum()),
+                note,
+            )
+    v = variable[ok]
+    good = np.isfinite(v) & (e > 0)
+    if good.any():
+        per_event = float(np.median(np.clip(v[good], 0, None) / e[good]))
+        fixed = float(np.median(y[good] - per_event * e[good]))
+        method = split_method
+    else:
+        per_event, fixed = 0.0, float(np.median(y))
+        method = "median (no per-event term: one chunk size, no split)"
+    fixed = max(fixed, 0.0)
+    return Fit(
+        quantity,
+        fixed,
+        per_event,
+        _spread(e, y, fixed, per_event),
+        method,
+        int(ok.sum()),
+        note,
+    )
+
+
+def _file_models(chunks: pd.DataFrame) -> list[FileModel]:
+    from .predict import coffea_chunks, open_cost
+
+    out = []
+    for (filename, treename), rows in chunks.groupby(
+        ["filename", "treename"], sort=True
+    ):
+        columns: set[str] = set()
+        for cols in rows["columns"]:
+            if isinstance(cols, list | tuple | np.ndarray):
+                columns.update(str(c) for c in cols)
+        num_entries = int(rows["entrystop"].max())
+        open_bytes: int | None = None
+        problem = ""
+        try:
+            if "://" in str(filename) and not str(filename).startswith("file://"):
+                raise OSError("remote file: not opened by advise")
+            open_bytes = open_cost(str(filename), str(treename)).total
+            # one chunk as large as any file: its end is the file's entries
+            whole = coffea_chunks(str(filename), str(treename), 2**62)
+            num_entries = int(whole[-1][1])
+        except Exception as err:  # noqa: BLE001 - any unreadable file: fall back
+            problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+        out.append(
+            FileModel(
+                str(filename),
+                str(treename),
+                num_entries,
+                tuple(sorted(columns)),
+                open_bytes,
+                not problem,
+                problem,
+            )
+        )
+    return out
+
+
+def _dataset_model(dataset: str, rows: pd.DataFrame) -> DatasetModel:
+    files = tuple(_file_models(rows))
+    done = rows[~rows["skipped"].fillna(False).astype(bool)]
+    if done.empty:
+        done = rows
+    entries = done["entries"].to_numpy(dtype=float)
+    bytesread = _numeric(done, "bytesread")
+    open_known = [f.open_bytes for f in files if f.open_bytes is not None]
+    opened = _numeric(done, "bytesread_open")
+    if open_known:
+        open_per_chunk = np.full(len(done), float(np.median(open_known)))
+    elif np.isfinite(opened).any():
+        open_per_chunk = np.where(np.isfinite(opened), opened, np.nanmedian(opened))
+    else:
+        open_per_chunk = np.full(len(done), np.nan)
+    has_open = np.isfinite(open_per_chunk).all()
+    bytes_fit = _fit_split(
+        "bytesread",
+        entries,
+        bytesread,
+        bytesread - open_per_chunk if has_open else bytesread,
+        "fixed: open cost; per event: basket bytes per event"
+        if has_open
+        else "per event only: the fixed cost is unknown, an upper bound for larger chunks",
+        "",
+    ) or Fit("bytesread", 0.0, 0.0, 1.0, "no bytesread", 0)
+    shared = bool(
+        done.get("mem_shared", False) is not False
+        and done["mem_shared"].fillna(False).astype(bool).any()
+    )
+    mem_note = (
+        "mixed: chunks shared a worker process (several threads), so the peak is "
+        "the process's, not one chunk's, and the rise mixes chunks"
+        if shared
+        else "the worker process's peak (one chunk at a time); the per-event term "
+        "from a single chunk size is a lower bound (mem_usage_bytes does not see "
+        "memory the allocator re-used), so is the peak predicted for larger chunks"
+    )
+    peak = _numeric(done, "mem_peak_bytes")
+    usage = _numeric(done, "mem_usage_bytes")
+    memory = (
+        _fit_split(
+            "mem_peak_bytes",
+            entries,
+            peak,
+            usage,
+            "fixed: resident memory at chunk start; per event: rise during the chunk",
+            mem_note,
+        )
+        if np.isfinite(peak).any()
+        else None
+    )
+    wall = _numeric(done, "walltime")
+    process = _numeric(done, "processtime")
+    if not np.isfinite(process).any():
+        process = _numeric(done, "process_walltime")
+    walltime = (
+        _fit_split(
+            "walltime",
+            entries,
+            wall,
+            process,
+            "fixed: time outside process(); per event: process() time per event",
+            "",
+        )
+        if np.isfinite(wall).any()
+        else None
+    )
+    return DatasetModel(
+        dataset, files, all(f.reachable for f in files), bytes_fit, memory, walltime
+    )
+
+
+# ----------------------------------------------------------------- predicting
+def _static_chunks(num_entries: int, chunksize: int) -> list[tuple[int, int]]:
+    """coffea's static chunking (``FileMeta.chunks``), for files not opened."""
+    if num_entries == 0:
+        return [(0, 0)]
+    n = max(round(num_entries / chunksize), 1)
+    size = math.ceil(num_entries / n)
+    return [(s, min(num_entries, s + size)) for s in range(0, num_entries, size)]
+
+
+def _predict_dataset(model: DatasetModel, chunksize: int) -> dict[str, Any]:
+    if chunksize < 1:
+        raise AdviceError(f"chunksize must be at least 1, got {chunksize}")
+    from .predict import coffea_chunks, predict_bytesread
+
+    total_bytes = 0.0
+    open_bytes = 0.0
+    sizes: list[int] = []
+    for f in model.files:
+        if model.bytes_exact:
+            chunks = coffea_chunks(f.filename, f.treename, chunksize)
+            table = predict_bytesread(f.filename, f.treename, list(f.columns), chunks)
+            total_bytes += float(table["predicted_bytesread"].sum())
+            open_bytes += float(table["predicted_open_bytes"].sum())
+        else:
+            chunks = _static_chunks(f.num_entries, chunksize)
+            fit = model.bytesread
+            total_bytes += sum(fit.at(b - a)[0] for a, b in chunks)
+            if "open cost" in fit.method:
+                open_bytes += fit.fixed * len(chunks)
+            else:
+                open_bytes = math.nan
+        sizes.extend(b - a for a, b in chunks)
+    largest = max(sizes) if sizes else 0
+    mem = model.memory.at(largest) if model.memory else (math.nan, math.nan)
+    wall = model.walltime.at(largest) if model.walltime else (math.nan, math.nan)
+    total_wall = (
+        sum(model.walltime.at(s)[0] for s in sizes) if model.walltime else math.nan
+    )
+    return {
+        "dataset": model.dataset,
+        "chunksize": chunksize,
+        "chunks": len(sizes),
+        "entries_per_chunk": largest,
+        "bytesread": total_bytes,
+        "bytesread_per_chunk": total_bytes / len(sizes) if sizes else math.nan,
+        "bytes_exact": model.bytes_exact,
+        "open_share": open_bytes / total_bytes if total_bytes else math.nan,
+        "mem_peak_bytes": mem[0],
+        "mem_peak_high": mem[1],
+        "walltime": wall[0],
+        "walltime_high": wall[1],
+        "total_walltime": total_wall,
+    }
+
+
+def _candidates(model: DatasetModel, measured_size: int) -> list[int]:
+    largest = max((f.num_entries for f in model.files), default=1) or 1
+    out = {measured_size, largest}
+    decade = 1
+    while decade <= largest:
+        for m in _SERIES:
+            if 100 <= m * decade <= largest:
+                out.add(m * decade)
+        decade *= 10
+    return sorted(s for s in out if s >= 1)
+
+
+def _recommend(
+    model: DatasetModel,
+    measured_size: int,
+    worker_memory: float | None,
+    target_seconds: float | None,
+    min_chunks: int,
+    workers: int,
+) -> tuple[dict[str, Any], str]:
+    """The chunk size to use and what decided it.
+
+    Memory and chunk time are hard limits; parallelism (``min_chunks``, this
+    dataset's share of :data:`CHUNKS_PER_WORKER` chunks per worker) is kept when
+    some size allows it.
+    """
+    rows = [_predict_dataset(model, s) for s in _candidates(model, measured_size)]
+    memory_cap = worker_memory * MEMORY_HEADROOM if worker_memory else None
+
+    def limit(row: dict[str, Any], where: str) -> str:
+        """Why ``row`` breaks a hard limit (``where``: "at the next size" ...)."""
+        size = f"{where} ({row['chunksize']:,})"
+        if memory_cap is not None and row["mem_peak_high"] > memory_cap:
+            return (
+                f"memory: the high-quantile peak {size} would be "
+                f"{format_bytes(row['mem_peak_high'])}, over {MEMORY_HEADROOM:.0%} of "
+                f"the worker's {format_bytes(worker_memory)}"
+            )
+        if target_seconds is not None and row["walltime_high"] > target_seconds:
+            return (
+                f"chunk time: a chunk {size} would take "
+                f"{format_seconds(row['walltime_high'])} (high quantile), over the "
+                f"target {format_seconds(target_seconds)}"
+            )
+        return ""
+
+    def spread(row: dict[str, Any]) -> str:
+        if row["chunks"] >= min_chunks:
+            return ""
+        return (
+            f"parallelism: at the next size ({row['chunksize']:,}) only "
+            f"{plural(row['chunks'], 'chunk')} of this dataset for "
+            f"{plural(workers, 'worker')} (keep at least {CHUNKS_PER_WORKER} chunks "
+            "per worker)"
+        )
+
+    def cost(row: dict[str, Any]) -> float:
+        # worker-seconds: the chunks' predicted wall time plus Dask's overhead per
+        # task (about 1 ms); without a time model, bytes read stand in for the cost
+        if math.isfinite(row["total_walltime"]):
+            return float(row["total_walltime"]) + 0.001 * row["chunks"]
+        return float(row["bytesread"])
+
+    fitting = [r for r in rows if not limit(r, "")]
+    if not fitting:
+        return rows[0], "nothing fits: " + limit(rows[0], "even at the smallest size")
+    spread_out = [r for r in fitting if not spread(r)] or fitting
+    best = min(spread_out, key=lambda r: (round(cost(r), 9), -r["chunksize"]))
+    larger = [r for r in rows if r["chunksize"] > best["chunksize"]]
+    if not larger:
+        return best, "the file size: one chunk per file"
+    for r in larger:
+        if cost(r) < cost(best):
+            why = limit(r, "at the next size") or spread(r)
+            if why:
+                return best, why
+    return best, "total cost: larger chunks cost more (baskets or time per event)"
+
+
+# -------------------------------------------------------------------- findings
+def _findings(
+    chunks: pd.DataFrame,
+    merges: pd.DataFrame,
+    model: dict[str, DatasetModel],
+    worker_memory: float | None,
+) -> list[Finding]:
+    out: list[Finding] = []
+    for dataset, m in model.items():
+        rows = chunks[chunks["dataset"] == dataset]
+        out.extend(_fixed_cost(dataset, m, rows))
+        out.extend(_amplification(dataset, m, rows))
+        if not m.bytes_exact:
+            bad = [f for f in m.files if not f.reachable]
+            out.append(
+                Finding(
+                    "files-unreachable",
+                    "info",
+                    f"{dataset}: {plural(len(bad), 'file')} could not be opened "
+                    f"({Path(bad[0].filename).name}: {bad[0].problem}); bytes are "
+                    f"predicted from a fit to the records ({m.bytesread.method}), "
+                    "not to the byte, and amplification is not known.",
+                )
+            )
+    out.extend(_memory(chunks, worker_memory))
+    out.extend(_timing(chunks))
+    out.extend(_bookkeeping(chunks))
+    out.extend(_outputs(chunks, merges))
+    order = {"critical": 0, "warning": 1, "info": 2}
+    return sorted(out, key=lambda f: order[f.severity])
+
+
+def _measured_size(rows: pd.DataFrame) -> int:
+    return int(rows["entries"].max()) if len(rows) else 1
+
+
+def _fixed_cost(dataset: str, m: DatasetModel, rows: pd.DataFrame) -> list[Finding]:
+    opens = [f.open_bytes for f in m.files if f.open_bytes is not None]
+    if opens:
+        per_chunk = {f.filename: f.open_bytes for f in m.files}
+        fixed = float(sum(per_chunk.get(fn) or 0 for fn in rows["filename"]))
+    elif "open cost" in m.bytesread.method:
+        fixed = m.bytesread.fixed * len(rows)
+    else:
+        return []
+    total = float(np.nansum(_numeric(rows, "bytesread")))
+    if not total or fixed / total < FIXED_COST_SHARE:
+        return []
+    share = fixed / total
+    size = _measured_size(rows)
+    under = None
+    for s in _candidates(m, size):
+        if s > size and _predict_dataset(m, s)["open_share"] < FIXED_COST_SHARE:
+            under = s
+            break
+    if under is not None:
+        fix = f"it falls under {FIXED_COST_SHARE:.0%} at chunksize {under:,}"
+    else:
+        fix = (
+            f"it stays above {FIXED_COST_SHARE:.0%} even at one chunk per file: the "
+            "files are small next to their metadata (merge small files)"
+        )
+    per_chunk_bytes = fixed / max(len(rows), 1)
+    return [
+        Finding(
+            "fixed-cost",
+            "warning" if share >= 0.5 else "info",
+            f"{dataset}: {share:.0%} of the {format_bytes(total)} read is the fixed "
+            f"cost of opening the file and its TTree metadata "
+            f"({format_bytes(per_chunk_bytes)} per chunk, "
+            f"{plural(len(rows), 'chunk')} of up to {size:,} entries); {fix}.",
+        )
+    ]
+
+
+def _amplification(dataset: str, m: DatasetModel, rows: pd.DataFrame) -> list[Finding]:
+    if not m.bytes_exact:
+        return []
+    from .predict import amplification
+
+    payload = unique = 0
+    for f in m.files:
+        sub = rows[rows["filename"] == f.filename]
+        chunks = list(zip(sub["entrystart"], sub["entrystop"], strict=True))
+        amp = amplification(f.filename, f.treename, list(f.columns), chunks)
+        payload += amp.payload_bytes
+        unique += amp.unique_basket_bytes
+    if not unique or payload / unique < AMPLIFICATION_RATIO:
+        return []
+    ratio = payload / unique
+    return [
+        Finding(
+            "amplification",
+            "warning" if ratio >= 1.5 else "info",
+            f"{dataset}: baskets cut by chunk edges are read by several chunks: "
+            f"{format_bytes(payload)} of baskets read for {format_bytes(unique)} "
+            f"needed once ({ratio:.2f}x); chunks larger than the baskets, or "
+            "align_clusters=True, read each basket once.",
+        )
+    ]
+
+
+def _memory(chunks: pd.DataFrame, worker_memory: float | None) -> list[Finding]:
+    out = []
+    peak = _numeric(chunks, "mem_peak_bytes")
+    if not np.isfinite(peak).any():
+        out.append(
+            Finding(
+                "no-memory",
+                "info",
+                "The records carry no memory figures (an executor other than "
+                "SizingDaskExecutor without @track_sizes' probe?); the chunk size is "
+                "not checked against memory.",
+            )
+        )
+        return out
+    limits = _numeric(chunks, "worker_memory_limit")
+    if worker_memory is not None:
+        limits = np.full(len(chunks), worker_memory)
+    frac = peak / limits
+    if np.isfinite(frac).any() and np.nanmax(frac) >= MEMORY_WARN:
+        i = int(np.nanargmax(frac))
+        row = chunks.iloc[i]
+        out.append(
+            Finding(
+                "memory-near-limit",
+                "critical" if frac[i] >= MEMORY_HEADROOM else "warning",
+                f"{row['dataset']}: chunk {Path(str(row['filename'])).name} "
+                f"[{int(row['entrystart']):,}, {int(row['entrystop']):,}) peaked at "
+                f"{format_bytes(peak[i])}, {frac[i]:.0%} of the worker's "
+                f"{format_bytes(limits[i])} memory_limit (Dask spills at 60-70%, "
+                "pauses at 80%, kills at 95%); use smaller chunks or more memory.",
+            )
+        )
+    shared = (
+        chunks["mem_shared"].fillna(False).astype(bool)
+        if "mem_shared" in chunks
+        else None
+    )
+    if shared is not None and shared.any():
+        out.append(
+            Finding(
+                "shared-memory",
+                "info",
+                f"{plural(int(shared.sum()), 'chunk')} of {len(chunks):,} ran while "
+                "another chunk ran in the same worker process (several threads per "
+                "worker): their memory figures are the process's, not per chunk. Run "
+                "with one thread per worker to measure a chunk's memory.",
+            )
+        )
+    return out
+
+
+def _timing(chunks: pd.DataFrame) -> list[Finding]:
+    out: list[Finding] = []
+    wall = _numeric(chunks, "walltime")
+    ok = np.isfinite(wall)
+    if not ok.any():
+        return out
+    median = float(np.median(wall[ok]))
+    if median < TINY_CHUNK_SECONDS and ok.sum() > 1:
+        out.append(
+            Finding(
+                "tiny-chunks",
+                "warning",
+                f"The median chunk takes {format_seconds(median)}: per-task "
+                "overhead (scheduling, opening the file, building the events) "
+                f"weighs as much as the work; aim for chunks of at least "
+                f"{format_seconds(TINY_CHUNK_SECONDS)} (larger chunksize).",
+            )
+        )
+    slow = (
+        ok
+        & (wall > STRAGGLER_FACTOR * median)
+        & (wall - median > STRAGGLER_MIN_SECONDS)
+    )
+    if slow.any() and ok.sum() >= 3:
+        rows = chunks[slow]
+        files = sorted({Path(str(f)).name for f in rows["filename"]})
+        worst = int(np.nanargmax(np.where(slow, wall, -np.inf)))
+        out.append(
+            Finding(
+                "stragglers",
+                "warning",
+                f"{plural(int(slow.sum()), 'chunk')} took over {STRAGGLER_FACTOR:g}x "
+                f"the median {format_seconds(median)} (slowest "
+                f"{format_seconds(wall[worst])}, {chunks.iloc[worst]['dataset']} "
+                f"{Path(str(chunks.iloc[worst]['filename'])).name} "
+                f"[{int(chunks.iloc[worst]['entrystart']):,}, "
+                f"{int(chunks.iloc[worst]['entrystop']):,})), in "
+                f"{', '.join(files[:5])}: look at those files and workers.",
+            )
+        )
+    if "worker" in chunks and chunks["worker"].notna().any():
+        busy = (
+            chunks.assign(_wall=wall)
+            .dropna(subset=["worker"])
+            .groupby("worker")["_wall"]
+            .sum()
+        )
+        if len(busy) >= 2 and len(chunks) >= 2 * len(busy) and busy.min() > 0:
+            skew = float(busy.max() / busy.min())
+            if skew >= SKEW_FACTOR:
+                out.append(
+                    Finding(
+                        "worker-skew",
+                        "info",
+                        f"Workers were unevenly busy: {busy.idxmax()} spent "
+                        f"{format_seconds(busy.max())} in chunks, {busy.idxmin()} "
+                        f"{format_seconds(busy.min())} ({skew:.1f}x); a slow or "
+                        "shared machine, or too few chunks to balance.",
+                    )
+                )
+    return out
+
+
+def _bookkeeping(chunks: pd.DataFrame) -> list[Finding]:
+    out = []
+    attempts = _numeric(chunks, "attempts")
+    retried = np.isfinite(attempts) & (attempts > 1)
+    if retried.any():
+        rows = chunks[retried]
+        row = rows.iloc[0]
+        out.append(
+            Finding(
+                "retries",
+                "critical",
+                f"{plural(int(retried.sum()), 'chunk')} needed more than one attempt "
+                f"(up to {int(np.nanmax(attempts))}), e.g. {row['dataset']} "
+                f"{Path(str(row['filename'])).name} [{int(row['entrystart']):,}, "
+                f"{int(row['entrystop']):,}): a worker died or the task failed; look "
+                "at its memory and the worker logs.",
+            )
+        )
+    if "skipped" in chunks:
+        skipped = chunks["skipped"].fillna(False).astype(bool)
+        if skipped.any():
+            files = sorted({Path(str(f)).name for f in chunks.loc[skipped, "filename"]})
+            out.append(
+                Finding(
+                    "skipped",
+                    "critical",
+                    f"{plural(int(skipped.sum()), 'chunk')} skipped (coffea's "
+                    f"skipbadfiles), in {', '.join(files[:5])}: their events are "
+                    "missing from the output.",
+                )
+            )
+    counts = chunks.groupby("dataset").size()
+    single = sorted(str(d) for d, n in counts.items() if n == 1)
+    if single:
+        out.append(
+            Finding(
+                "few-chunks",
+                "info",
+                f"{', '.join(single)}: one chunk only, so the memory and time models "
+                "have no spread to fit (their fixed and per-event terms are split "
+                "from that chunk's process() time and memory rise, and a worker's "
+                "first chunk also pays its imports); advise a run of several chunks "
+                "per dataset for a reliable high quantile.",
+            )
+        )
+    return out
+
+
+def _outputs(chunks: pd.DataFrame, merges: pd.DataFrame) -> list[Finding]:
+    out = []
+    task = _numeric(chunks, "task_nbytes")
+    compressed = _numeric(chunks, "output_compressed_bytes")
+    pickled = _numeric(chunks, "output_pickled_bytes")
+    if not merges.empty and np.isfinite(task).any():
+        levels = merges.assign(_n=_numeric(merges, "nbytes")).groupby("level")["_n"]
+        top = levels.median().dropna()
+        base = float(np.nanmedian(task))
+        if len(top) and base > 0 and float(top.iloc[-1]) > 2 * base:
+            out.append(
+                Finding(
+                    "output-grows",
+                    "warning",
+                    f"The output grows with the reduction level: chunks send "
+                    f"{format_bytes(base)}, level-{int(top.index[-1])} merges "
+                    f"{format_bytes(top.iloc[-1])} ({top.iloc[-1] / base:.1f}x): the "
+                    "output scales with the events (lists, not histograms), so the "
+                    "final reductions will need that memory times split_every.",
+                )
+            )
+    no_compression = ~np.isfinite(compressed) & np.isfinite(pickled) & np.isfinite(task)
+    if no_compression.any():
+        ratio = float(np.median(task[no_compression] / pickled[no_compression]))
+        if not 0.5 <= ratio <= 2:
+            out.append(
+                Finding(
+                    "nbytes-estimate",
+                    "info",
+                    "compression=None: the scheduler's nbytes of a chunk output is "
+                    f"dask.sizeof's estimate, {ratio:.1f}x the pickled size (median): "
+                    "Dask's memory and transfer decisions use that estimate; "
+                    "compression (the default) makes nbytes exact.",
+                )
+            )
+    return out
+
+
+# ------------------------------------------------------------------ advise()
+def advise(
+    source: Any,
+    *,
+    worker_memory: float | str | None = None,
+    target_chunk_seconds: float | None = None,
+) -> Advice:
+    """Findings, a per-chunk cost model and a chunk size, from a run's records.
+
+    Parameters
+    ----------
+    source : mapping, tuple, DataFrame, str or os.PathLike
+        A ``Runner`` report (``savemetrics=True`` with
+        :class:`~coffea_sizing.SizingDaskExecutor`), the ``(output, report)``
+        pair, the output of a :func:`~coffea_sizing.track_sizes` processor under
+        any executor, a :func:`~coffea_sizing.chunk_table`, or the path of records
+        saved by :func:`~coffea_sizing.save_records`.
+    worker_memory : int, float or str, optional
+        A worker's memory limit (bytes, or ``"4GB"``). Default: the smallest
+        ``worker_memory_limit`` in the records; the predicted high-quantile peak
+        must stay under :data:`MEMORY_HEADROOM` of it.
+    target_chunk_seconds : float, optional
+        Longest wanted chunk wall time (high quantile). Default: no limit.
+
+    Returns
+    -------
+    Advice
+
+    Raises
+    ------
+    AdviceError
+        (a :class:`ValueError`) with one line when there is nothing to advise on:
+        no records, records that are not chunk records, a bad ``worker_memory``.
+
+    Notes
+    -----
+    Deterministic for given records, and no cluster call. The input files'
+    metadata are read (never a basket) for exact bytes; a file that cannot be
+    opened is named in a ``files-unreachable`` finding and its bytes are fitted.
+
+    Examples
+    --------
+    Four chunks of 50 events of the real NanoAOD test file (records as a run with
+    :class:`~coffea_sizing.SizingDaskExecutor` gives them, shortened):
+
+    >>> from coffea_sizing import advise
+    >>> from coffea_sizing.datasets import ttbar_path
+    >>> records = [
+    ...     {"dataset": "ttbar", "filename": ttbar_path(), "treename": "Events",
+    ...      "entrystart": s, "entrystop": s + 50, "bytesread": 336624,
+    ...      "columns": ["Jet_pt", "nJet"], "walltime": 0.25, "processtime": 0.05,
+    ...      "mem_peak_bytes": 250_000_000, "mem_usage_bytes": 1_000_000,
+    ...      "worker_memory_limit": 2_000_000_000, "worker": f"w{s // 100}"}
+    ...     for s in range(0, 200, 50)
+    ... ]
+    >>> advice = advise(records)
+    >>> [f.code for f in advice.findings]
+    ['fixed-cost']
+    >>> print(advice.findings[0].message)  # doctest: +NORMALIZE_WHITESPACE
+    ttbar: 100% of the 1.35 MB read is the fixed cost of opening the file and its
+    TTree metadata (337 kB per chunk, 4 chunks of up to 50 entries); it stays above
+    10% even at one chunk per file: the files are small next to their metadata
+    (merge small files).
+    >>> advice.predict(100)[["dataset", "chunks", "bytesread"]]
+      dataset  chunks  bytesread
+    0   ttbar       2   673248.0
+    >>> int(advice.recommendation.loc[0, "chunksize"])
+    50
+    """
+    import pandas as pd
+
+    chunks, merges, context = _load(source)
+    memory = _parse_bytes(worker_memory)
+    if memory is None:
+        limits = _numeric(chunks, "worker_memory_limit")
+        limits = limits[np.isfinite(limits) & (limits > 0)]
+        memory = float(limits.min()) if len(limits) else None
+    if target_chunk_seconds is not None and not target_chunk_seconds > 0:
+        raise AdviceError(
+            f"target_chunk_seconds must be positive, got {target_chunk_seconds!r}"
+        )
+    workers = int(chunks["worker"].dropna().nunique()) if "worker" in chunks else 0
+    workers = max(workers, int(context.get("workers") or 0), 1)
+    model = {
+        str(ds): _dataset_model(str(ds), rows)
+        for ds, rows in chunks.groupby("dataset", sort=True)
+    }
+    rec_rows = []
+    total_entries = sum(m.num_entries for m in model.values())
+    for ds, m in model.items():
+        rows = chunks[chunks["dataset"] == ds]
+        size = _measured_size(rows)
+        share = m.num_entries / max(total_entries, 1)
+        min_chunks = max(1, math.ceil(CHUNKS_PER_WORKER * workers * share))
+        best, why = _recommend(
+            m, size, memory, target_chunk_seconds, min_chunks, workers
+        )
+        measured = {
+            "measured_chunksize": size,
+            "measured_chunks": len(rows),
+            "measured_bytesread": float(np.nansum(_numeric(rows, "bytesread"))),
+            "measured_mem_peak_bytes": float(
+                np.nanmax(_numeric(rows, "mem_peak_bytes"))
+            )
+            if np.isfinite(_numeric(rows, "mem_peak_bytes")).any()
+            else math.nan,
+            "measured_walltime": float(np.nanmedian(_numeric(rows, "walltime")))
+            if np.isfinite(_numeric(rows, "walltime")).any()
+            else math.nan,
+            "measured_total_walltime": float(np.nansum(_numeric(rows, "walltime"))),
+        }
+        rec_rows.append({**best, "decided_by": why, **measured})
+    recommendation = pd.DataFrame(rec_rows)
+    findings = _findings(chunks, merges, model, memory)
+    if context.get("process_only"):
+        findings.append(
+            Finding(
+                "process-only",
+                "info",
+                "These records come from @track_sizes under an executor other than "
+                "SizingDaskExecutor: memory and time are those of process() alone "
+                "(opening the file and building the events are not included), and no "
+                "worker memory limit is known.",
+            )
+        )
+    return Advice(
+        findings=findings,
+        model=model,
+        recommendation=recommendation,
+        chunks=chunks,
+        worker_memory=memory,
+        target_chunk_seconds=target_chunk_seconds,
+        workers=workers,
+    )
+
+
+# ------------------------------------------------------------------ rendering
+def _text(advice: Advice) -> str:
+    lines = [
+        f"coffea-sizing advice: {plural(len(advice.chunks), 'chunk')}, "
+        f"{plural(len(advice.model), 'dataset')}, {plural(advice.workers, 'worker')}"
+        + (
+            f" (memory limit {format_bytes(advice.worker_memory)})"
+            if advice.worker_memory
+            else " (no memory limit known)"
+        ),
+        "",
+        "Findings:" if advice.findings else "Findings: none.",
+    ]
+    lines += [f"  {f}" for f in advice.findings]
+    lines += ["", "Recommendation:"]
+    for row in advice.recommendation.to_dict("records"):
+        lines.append(
+            f"  {row['dataset']}: chunksize {row['chunksize']:,} "
+            f"(decided by {row['decided_by']})"
+        )
+        lines.append(
+            f"    predicted: {plural(row['chunks'], 'chunk')}, "
+            f"{format_bytes(row['bytesread'])} read"
+            f"{'' if row['bytes_exact'] else ' (fitted)'}, peak "
+            f"{format_bytes(row['mem_peak_bytes'])} (high "
+            f"{format_bytes(row['mem_peak_high'])}), chunk "
+            f"{format_seconds(row['walltime'])} (high "
+            f"{format_seconds(row['walltime_high'])})"
+        )
+        lines.append(
+            f"    measured at {row['measured_chunksize']:,}: "
+            f"{plural(row['measured_chunks'], 'chunk')}, "
+            f"{format_bytes(row['measured_bytesread'])} read, peak "
+            f"{format_bytes(row['measured_mem_peak_bytes'])}, chunk "
+            f"{format_seconds(row['measured_walltime'])} (median)"
+        )
+    lines += ["", "Model (per chunk of n events):"]
+    for m in advice.model.values():
+        for fit in (m.bytesread, m.memory, m.walltime):
+            if fit is None:
+                continue
+            fmt = format_seconds if fit.quantity == "walltime" else format_bytes
+            lines.append(
+                f"  {m.dataset} {fit.quantity}: {fmt(fit.fixed)} + "
+                f"{fmt(fit.per_event * 1000)} per 1,000 events, high x"
+                f"{fit.high_ratio:.2f} ({fit.method})"
+            )
+            if fit.note:
+                lines.append(f"    {fit.note}")
+    return "\n".join(lines)
+
+
+def model_table(advice: Advice) -> pd.DataFrame:
+    """The fits of every dataset, one row per dataset and quantity."""
+    import pandas as pd
+
+    rows = []
+    for m in advice.model.values():
+        for fit in (m.bytesread, m.memory, m.walltime):
+            if fit is not None:
+                rows.append(
+                    {
+                        "dataset": m.dataset,
+                        "exact_bytes": m.bytes_exact,
+                        **{
+                            k: getattr(fit, k)
+                            for k in (
+                                "quantity",
+                                "fixed",
+                                "per_event",
+                                "high_ratio",
+                                "method",
+                                "chunks",
+                                "note",
+                            )
+                        },
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _styled(frame: pd.DataFrame, units: Mapping[str, str]) -> str:
+    shown = frame.rename(columns={k: f"{k} ({u})" for k, u in units.items()})
+    formats = {}
+    for col in shown.columns:
+        if shown[col].dtype.kind in "f":
+            formats[col] = "{:,.3g}"
+        elif shown[col].dtype.kind in "iu":
+            formats[col] = "{:,}"
+    return shown.style.format(formats, na_rep="n/a").hide(axis="index").to_html()
+
+
+def _html(advice: Advice, figure_png: bytes | None) -> str:
+    import base64
+
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("coffea_sizing", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+    )
+    rec = advice.recommendation.copy()
+    for col in (
+        "bytesread",
+        "bytesread_per_chunk",
+        "measured_bytesread",
+        "mem_peak_bytes",
+        "mem_peak_high",
+        "measured_mem_peak_bytes",
+    ):
+        rec[col] = rec[col] / 1e6
+    rec_units = dict.fromkeys(
+        (
+            "bytesread",
+            "bytesread_per_chunk",
+            "measured_bytesread",
+            "mem_peak_bytes",
+            "mem_peak_high",
+            "measured_mem_peak_bytes",
+        ),
+        "MB",
+    )
+    rec_units.update(
+        dict.fromkeys(
+            (
+                "walltime",
+                "walltime_high",
+                "total_walltime",
+                "measured_walltime",
+                "measured_total_walltime",
+            ),
+            "s",
+        )
+    )
+    model = model_table(advice)
+    return env.get_template("advice.html.j2").render(
+        title="coffea-sizing advice",
+        summary=_text(advice).splitlines()[0],
+        findings=[f.to_dict() for f in advice.findings],
+        recommendation=_styled(rec, rec_units),
+        model=_styled(model, {"fixed": "B or s", "per_event": "B or s per event"}),
+        figure=base64.b64encode(figure_png).decode() if figure_png else None,
+    )

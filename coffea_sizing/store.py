@@ -1,0 +1,250 @@
+"""Saved records: a run's chunk and merge records in one Parquet file, and back.
+
+Covers :func:`save_records` (Parquet, with the run's context, the merge records and
+the run's bookkeeping as JSON in the file's schema metadata, and a CSV next to it for
+people) and :func:`load_records` (the report-shaped mapping back, equal to the one
+saved). Does not analyse anything (:mod:`coffea_sizing.advise`) or format tables
+(:mod:`coffea_sizing.plot`). Imports only :mod:`coffea_sizing.records` from the
+package.
+
+Every record field is one Parquet column, typed by pyarrow from the values; a field
+whose values pyarrow cannot type (the ``column_bytes`` dict) is a JSON string column,
+named in the metadata; a record that lacks a field another record has gets it listed
+in a hidden ``_absent`` column, so loading gives back the same keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from importlib import metadata as _metadata
+from pathlib import Path
+from typing import Any
+
+from .records import REPORT_KEY, REPORT_MERGES_KEY, REPORT_RUN_KEY, _records_from
+
+__all__ = ["CONTEXT_KEY", "RecordsFileError", "load_records", "save_records"]
+
+#: Key of the run's context (versions, cluster shape, ...) in a loaded report.
+CONTEXT_KEY = "sizing_context"
+_META_KEY = b"coffea_sizing"
+_FORMAT = 1
+_ABSENT = "_absent"
+
+
+class RecordsFileError(ValueError):
+    """A file that is not records saved by :func:`save_records`."""
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("coffea-sizing", "coffea", "dask", "distributed", "uproot", "awkward"):
+        try:
+            out[name] = _metadata.version(name)
+        except _metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _default_context(chunks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    workers = sorted({str(r["worker"]) for r in chunks if r.get("worker")})
+    limits = {
+        str(r["worker"]): r.get("worker_memory_limit")
+        for r in chunks
+        if r.get("worker")
+    }
+    entries = [int(r["entries"]) for r in chunks if r.get("entries") is not None]
+    return {
+        "versions": _versions(),
+        "datasets": sorted({str(r.get("dataset")) for r in chunks}),
+        "workers": len(workers),
+        "worker_memory_limits": limits,
+        "max_entries_per_chunk": max(entries) if entries else None,
+    }
+
+
+def _column(values: list[Any]) -> tuple[Any, bool]:
+    """A pyarrow array of ``values``, or of their JSON text (then ``True``)."""
+    import pyarrow as pa
+
+    if not any(isinstance(v, Mapping) for v in values):
+        try:
+            array = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            pass
+        else:
+            if array.to_pylist() == values:
+                return array, False
+    text = [None if v is None else json.dumps(v) for v in values]
+    return pa.array(text, type=pa.string()), True
+
+
+def save_records(
+    report: Any,
+    path: str | os.PathLike[str],
+    *,
+    context: Mapping[str, Any] | None = None,
+    csv: bool = True,
+) -> Path:
+    """Write a run's records to a Parquet file (and a CSV next to it).
+
+    Parameters
+    ----------
+    report : mapping, tuple, list or DataFrame
+        Anything :func:`~coffea_sizing.chunk_table` takes: a ``Runner`` report, a
+        decorated processor's output, a list of records or a chunk table. Merge
+        records and ``"sizing_run"`` are kept when ``report`` has them.
+    path : str or os.PathLike
+        The Parquet file to write (parent directories are created).
+    context : mapping, optional
+        More of the run's context to keep (chunk size, threads per worker, ...);
+        JSON-serialisable. Versions, datasets, workers and their memory limits are
+        always added.
+    csv : bool, optional
+        Also write the chunk records as ``path`` with the suffix ``.csv``.
+        Default True.
+
+    Returns
+    -------
+    pathlib.Path
+        The Parquet file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from coffea_sizing.store import load_records, save_records
+    >>> rec = {"dataset": "tt", "entrystart": 0, "entrystop": 10, "bytesread": 527,
+    ...        "columns": ["nJet"], "column_bytes": {"nJet": 12}}
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.parquet"
+    >>> _ = save_records({"sizing": [rec]}, path, context={"chunksize": 10})
+    >>> loaded = load_records(path)
+    >>> loaded["sizing"] == [rec], loaded["sizing_context"]["chunksize"]
+    (True, 10)
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    chunks = [dict(r) for r in _records_from(report, REPORT_KEY)]
+    merges: list[dict[str, Any]] = []
+    run: Any = None
+    if isinstance(report, tuple) and len(report) == 2:
+        report = report[1]
+    if isinstance(report, Mapping):
+        if REPORT_MERGES_KEY in report:
+            merges = [dict(m) for m in report[REPORT_MERGES_KEY] or ()]
+        run = report.get(REPORT_RUN_KEY)
+        if CONTEXT_KEY in report and context is None:
+            context = report[CONTEXT_KEY]
+    fields: list[str] = []
+    for rec in chunks:
+        fields.extend(name for name in rec if name not in fields)
+    arrays = []
+    json_fields = []
+    for name in fields:
+        array, as_json = _column([rec.get(name) for rec in chunks])
+        arrays.append(array)
+        if as_json:
+            json_fields.append(name)
+    absent = [[n for n in fields if n not in rec] for rec in chunks]
+    names = list(fields)
+    if any(absent):
+        arrays.append(pa.array(absent, type=pa.list_(pa.string())))
+        names.append(_ABSENT)
+    full_context = _default_context(chunks)
+    full_context.update(dict(context or {}))
+    meta = {
+        "format": _FORMAT,
+        "fields": fields,
+        "json_fields": json_fields,
+        "merges": merges,
+        "run": run,
+        "context": full_context,
+    }
+    try:
+        text = json.dumps(meta)
+    except TypeError as err:
+        raise TypeError(f"the run's context is not JSON-serialisable: {err}") from err
+    table = pa.Table.from_arrays(arrays, names=names) if names else pa.table({})
+    table = table.replace_schema_metadata({_META_KEY: text.encode()})
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, out)
+    if csv:
+        from .records import chunk_table
+
+        chunk_table(chunks).to_csv(out.with_suffix(".csv"), index=False)
+    return out
+
+
+def load_records(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The records :func:`save_records` wrote, as a report-shaped mapping.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A Parquet file written by :func:`save_records`.
+
+    Returns
+    -------
+    dict
+        ``{"sizing": [chunk records], "sizing_merges": [merge records],
+        "sizing_run": ..., "sizing_context": {...}}``: what
+        :func:`~coffea_sizing.chunk_table`, :func:`~coffea_sizing.merge_table` and
+        :func:`~coffea_sizing.advise` take. The records equal those saved.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    RecordsFileError
+        If the file is not Parquet, or not written by :func:`save_records`.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"no such records file: {file}")
+    try:
+        table = pq.read_table(file)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise RecordsFileError(
+            f"{file}: not a Parquet file of records ({err}); save records with "
+            "coffea_sizing.save_records or `coffea-sizing run`"
+        ) from err
+    raw = (table.schema.metadata or {}).get(_META_KEY)
+    if raw is None:
+        raise RecordsFileError(
+            f"{file}: a Parquet file without coffea-sizing metadata; save records "
+            "with coffea_sizing.save_records or `coffea-sizing run`"
+        )
+    meta = json.loads(raw)
+    if meta.get("format") != _FORMAT:
+        raise RecordsFileError(
+            f"{file}: records format {meta.get('format')!r}, this coffea-sizing "
+            f"reads format {_FORMAT}"
+        )
+    fields = list(meta["fields"])
+    json_fields = set(meta["json_fields"])
+    columns = {name: table.column(name).to_pylist() for name in fields}
+    for name in json_fields:
+        columns[name] = [None if v is None else json.loads(v) for v in columns[name]]
+    absent = (
+        table.column(_ABSENT).to_pylist()
+        if _ABSENT in table.column_names
+        else [[] for _ in range(table.num_rows)]
+    )
+    chunks = []
+    for i in range(table.num_rows):
+        missing = set(absent[i] or ())
+        chunks.append(
+            {name: columns[name][i] for name in fields if name not in missing}
+        )
+    return {
+        REPORT_KEY: chunks,
+        REPORT_MERGES_KEY: meta["merges"],
+        REPORT_RUN_KEY: meta["run"],
+        CONTEXT_KEY: meta["context"],
+    }
