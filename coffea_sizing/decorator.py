@@ -271,8 +271,8 @@ class _Chunk:
             _warn_once(
                 "no-source",
                 "track_sizes: the input file has no uproot source to count bytes "
-                "(not a ROOT file read by uproot?), so bytesread_open, "
-                "bytesread_payload and bytesread are None.",
+                "(not a ROOT file read by uproot: coffea's Parquet path counts no "
+                "bytes), so bytesread_open, bytesread_payload and bytesread are None.",
             )
             return
         self.bytes_start = int(self.source.num_requested_bytes)

@@ -42,6 +42,13 @@ Which branches does a processor read? The ones it materialises, which coffea lis
 in ``metrics["columns"]`` (``"nJet-offsets"``, ``"Jet_pt-data"``; both spellings
 are accepted here). With ``NanoAODSchema``, reading ``events.Jet.pt`` reads
 ``Jet_pt`` *and* its counter ``nJet`` (``with_counters=True`` adds counters).
+
+RNTuple files are predicted the same way, to the byte: ``tree_bytes`` is then the
+anchor, header, footer and page lists, and a field costs the pages of its columns
+in every cluster the chunk touches (a chunk ending on a cluster edge reads the next
+cluster too); the ``baskets`` counts are page requests. The rules for both formats
+live in :mod:`coffea_sizing.layout`. Parquet files are refused: coffea reports no
+``bytesread`` for them.
 """
 
 from __future__ import annotations
@@ -304,7 +311,9 @@ def open_cost(
         ``treename`` in the file; the message names the tree and the file and
         lists close names.
     TypeError
-        If ``treename`` is not a ``TTree``.
+        If ``treename`` is neither a ``TTree`` nor an RNTuple.
+    ValueError
+        If the file is a Parquet file or not a ROOT file.
 
     Examples
     --------
