@@ -419,3 +419,29 @@ def test_cli_generate_rntuple(tmp_path: Path, ttbar_file: str, capsys: Any) -> N
     assert code == 0
     assert "clusters:           3 (200 events per cluster" in capsys.readouterr().out
     assert read_layout(out, "Events").clusters == [0, 200, 400, 500]
+
+
+# --------------------------------------------------------------------- sweep
+def test_branch_sweep_on_rntuple(client: Any, tmp_path: Path, ttbar_file: str) -> None:
+    """The sweep runs on an RNTuple as on a TTree: every chunk predicted to the
+    byte, the open/payload split measured, the payload growing with the fields."""
+    from coffea_sizing.compare import branch_sweep
+
+    path = tmp_path / "sweep_rntuple.root"
+    make_nanoaod(
+        path, 2_000, events_per_basket=500, source=ttbar_file, format="rntuple"
+    )
+    result = branch_sweep({"rnt": [str(path)]}, (1, 10), chunksize=1_000, client=client)
+    summary = result.summary.set_index("branches")
+    assert (summary["prediction_exact_chunks"] == summary["chunks"]).all()
+    assert summary["open_split_measured"].all()
+    assert (
+        summary["bytesread_open_total"] == 2 * open_cost(path, "Events").total
+    ).all()
+    assert (
+        summary.loc[10, "bytesread_payload_total"]
+        > summary.loc[1, "bytesread_payload_total"]
+    )
+    # chunks of 1,000 in clusters of 500 end on cluster edges: the first chunk
+    # reads a third cluster, the last cannot
+    assert summary.loc[10, "amplification"] == pytest.approx(5 / 4, rel=0.05)
