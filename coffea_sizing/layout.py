@@ -19,8 +19,10 @@ file and the tree cost (every coffea chunk opens its file afresh)?
     ``searchsorted(..., side="right")`` for the stop). Each page is one request of
     its locator's size (the page checksum is not read). A column shared by two
     fields (a collection's offsets, ROOT's projected ``nJet``) is read once per
-    chunk: uproot keeps it in the file's array cache. A suppressed column is
-    replaced, cluster by cluster, by the field's active representation.
+    chunk: uproot keeps it in the file's array cache (100 MB by default: a chunk
+    whose shared columns do not fit would read them again, which is not
+    modelled). A suppressed column is replaced, cluster by cluster, by the
+    field's active representation.
 
 Opening costs what uproot requests to get the tree ready, as coffea does it
 (measured on the file, not computed): the file header and the root directory's

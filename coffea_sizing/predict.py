@@ -380,9 +380,12 @@ def predict_bytesread(
         ``predicted_bytesread`` (int)
             ``predicted_open_bytes + predicted_payload_bytes``.
         ``baskets`` (int)
-            Number of free baskets read (each one is a separate byte range).
+            Number of free baskets read (each one is a separate byte range);
+            for an RNTuple, the number of pages read.
         ``branch_bytes`` (dict)
-            Payload of each branch, ``{branch: bytes}``.
+            Payload of each branch (or RNTuple field), ``{branch: bytes}``. For
+            an RNTuple, a column two fields share (ROOT's projected ``nJet`` and
+            ``Jet_pt``) counts for the first of them in ``columns``.
 
         ``DataFrame.attrs`` holds ``file``, ``tree``, ``num_entries``,
         ``branches`` (the branches read), ``file_open_bytes`` and

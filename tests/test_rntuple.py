@@ -445,3 +445,23 @@ def test_branch_sweep_on_rntuple(client: Any, tmp_path: Path, ttbar_file: str) -
     # chunks of 1,000 in clusters of 500 end on cluster edges: the first chunk
     # reads a third cluster, the last cannot
     assert summary.loc[10, "amplification"] == pytest.approx(5 / 4, rel=0.05)
+
+
+def test_coffea_chunks_align_clusters_as_coffea() -> None:
+    """``align_clusters=True`` on a ROOT-written RNTuple with uneven clusters:
+    the chunks coffea makes are the ones predicted."""
+    path = str(ROOT_FILES["root-nanoaod"])
+    runner = processor.Runner(
+        executor=processor.IterativeExecutor(status=False),
+        schema=QuietNanoAODSchema,
+        chunksize=1_200,
+        align_clusters=True,
+    )
+    out = runner(
+        {"ds": [path]}, treename="Events", processor_instance=TrackedReader([])
+    )
+    made = sorted(
+        zip(chunk_table(out)["entrystart"], chunk_table(out)["entrystop"], strict=True)
+    )
+    assert made == coffea_chunks(path, "Events", 1_200, align_clusters=True)
+    assert len(made) > 1
