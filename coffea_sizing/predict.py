@@ -291,7 +291,7 @@ def open_cost(
     filename : str or os.PathLike
         ROOT file (local path or any URL uproot opens).
     treename : str, optional
-        Name of the ``TTree``. Default ``"Events"``.
+        Name of the ``TTree`` or RNTuple. Default ``"Events"``.
     uproot_options : mapping, optional
         Options coffea passes to ``uproot.open`` (``Runner(...)(...,
         uproot_options=...)``): ``begin_chunk_size`` or ``handler`` change the
@@ -345,7 +345,7 @@ def predict_bytesread(
     filename : str or os.PathLike
         ROOT file.
     treename : str
-        Name of the ``TTree`` (coffea's ``treename``).
+        Name of the ``TTree`` or RNTuple (coffea's ``treename``).
     columns : iterable of str
         Branches the processor materialises, e.g. ``["nJet", "Jet_pt"]`` for
         ``events.Jet.pt`` with ``NanoAODSchema``. coffea's ``metrics["columns"]``
@@ -619,16 +619,17 @@ def coffea_chunks(
     Same rule as ``coffea.processor.executor.FileMeta.chunks``: with ``n =
     max(round(num_entries / chunksize), 1)`` chunks of ``ceil(num_entries / n)``
     entries (the last one shorter), or, with ``align_clusters=True``, chunks
-    made of whole clusters (the tree's common basket boundaries), each at
-    least ``chunksize`` entries long but the last. Executors that change the
-    chunk size on the fly (dynamic chunking) are not replicated.
+    made of whole clusters (the tree's common basket boundaries, or the
+    RNTuple's clusters), each at least ``chunksize`` entries long but the last.
+    Executors that change the chunk size on the fly (dynamic chunking) are not
+    replicated.
 
     Parameters
     ----------
     filename : str or os.PathLike
         ROOT file.
     treename : str
-        Name of the ``TTree``.
+        Name of the ``TTree`` or RNTuple.
     chunksize : int
         coffea's ``Runner(chunksize=...)``, at least 1.
     align_clusters : bool, optional
