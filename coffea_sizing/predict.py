@@ -129,7 +129,7 @@ class Amplification:
     unique_baskets : int
         Distinct baskets read (byte ranges).
     open_bytes_per_chunk : int
-        Fixed cost of every chunk (:attr:`OpenCost.total`).
+        Fixed cost of every chunk (:attr:`~coffea_sizing.layout.OpenCost.total`).
     total_bytesread : int
         ``payload_bytes + num_chunks * open_bytes_per_chunk``: the sum of the
         chunks' ``bytesread``, as coffea's ``Runner`` reports it.
