@@ -187,9 +187,14 @@ def select_units(
         lo = np.maximum(np.searchsorted(units.starts, starts, side="right") - 1, 0)
         hi = np.searchsorted(units.starts, stops, side="right")
         return lo, np.maximum(hi, lo)
-    lo = np.searchsorted(units.stops, starts, side="right")
-    hi_nonempty = np.searchsorted(units.starts, stops, side="left")
-    hi_empty = np.searchsorted(units.starts, stops, side="right")
+    return _basket_span(units.starts, units.stops, starts, stops)
+
+
+def _basket_span(unit_starts: Any, unit_stops: Any, starts: Any, stops: Any) -> Any:
+    """The ``"basket"`` rule, for arrays of chunks or for one chunk (scalars)."""
+    lo = np.searchsorted(unit_stops, starts, side="right")
+    hi_nonempty = np.searchsorted(unit_starts, stops, side="left")
+    hi_empty = np.searchsorted(unit_starts, stops, side="right")
     hi = np.where(starts == stops, hi_empty, hi_nonempty)
     return lo, np.maximum(hi, lo)
 
@@ -317,14 +322,10 @@ def basket_bytes(branch: Any, start: int, stop: int) -> int:
     if num_free <= 0:
         return 0
     entry = np.asarray(branch.member("fBasketEntry"))
-    lo = int(np.searchsorted(entry[1 : num_free + 1], start, side="right"))
-    if start == stop:  # an empty range reads the basket holding it
-        hi = int(np.searchsorted(entry[:num_free], stop, side="right"))
-    else:
-        hi = int(np.searchsorted(entry[:num_free], stop, side="left"))
+    lo, hi = _basket_span(entry[:num_free], entry[1 : num_free + 1], start, stop)
     if hi <= lo:
         return 0
-    return int(np.sum(branch.member("fBasketBytes")[lo:hi], dtype=np.int64))
+    return int(np.sum(branch.member("fBasketBytes")[int(lo) : int(hi)], dtype=np.int64))
 
 
 def _branch_units(branch: Any) -> Units:
