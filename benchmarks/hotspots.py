@@ -14,7 +14,7 @@ one run, and checks that both give the same answer.
 1. ``@track_sizes``' ``column_bytes``: before, ``decorator._basket_bytes`` built a
    full ``predict._BranchLayout`` (five arrays, cumulative sums and
    ``TBranch.count_branch``, which parses the leaf every time) for every branch of
-   every chunk, to use two of its numbers; after, ``probe.basket_bytes`` reads
+   every chunk, to use two of its numbers; after, ``layout.basket_bytes`` reads
    ``fBasketEntry`` and ``fBasketBytes`` of the free baskets and sums the slice.
 2. The same, end to end: variant C of ``bench_sizing.py`` with the decorator as it is
    and with the old ``_basket_bytes`` swapped in on the workers, alternating.
@@ -98,7 +98,7 @@ def section_basket_bytes(path: str, events: int, chunksize: int) -> dict[str, An
     import uproot
 
     from coffea_sizing.datasets import ttbar_path
-    from coffea_sizing.probe import basket_bytes
+    from coffea_sizing.layout import basket_bytes
 
     tree = uproot.open(path)["Events"]
     edges = [*range(0, events, chunksize), events]

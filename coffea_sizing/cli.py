@@ -105,7 +105,17 @@ def _configure_generate(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=10_000,
         metavar="N",
-        help="events per basket (default: %(default)s)",
+        help=(
+            "events per basket (with --format rntuple: per cluster, and per page, "
+            "as uproot writes one page per column and cluster; default: %(default)s)"
+        ),
+    )
+    parser.add_argument(
+        "--format",
+        choices=("ttree", "rntuple"),
+        default="ttree",
+        type=str.lower,
+        help="write a TTree or an RNTuple named Events (default: %(default)s)",
     )
     parser.add_argument(
         "--branches",
@@ -151,6 +161,7 @@ def _run_generate(args: argparse.Namespace) -> int:
             seed=args.seed,
             source=args.source,
             compression=args.compression,
+            format=args.format,
         )
     except (ValueError, OSError) as err:  # bad input: no traceback
         raise CLIError(str(err)) from err
@@ -159,15 +170,25 @@ def _run_generate(args: argparse.Namespace) -> int:
     size = path.stat().st_size
     with uproot.open(path) as file:
         tree = file["Events"]
-        names = tree.keys()
-        baskets = [tree[name].num_baskets for name in names]
+        names = tree.keys(recursive=False)
+        if args.format == "rntuple":
+            units = [len(tree.cluster_summaries)]
+        else:
+            units = [tree[name].num_baskets for name in names]
+    column = "fields" if args.format == "rntuple" else "branches"
     print(f"wrote {path.resolve()}")
-    print(f"  events:             {args.events:,} ({len(names)} branches)")
+    print(f"  events:             {args.events:,} ({len(names)} {column})")
     print(f"  size:               {size / 1e6:.2f} MB ({size:,} bytes)")
-    print(
-        f"  baskets per branch: {_format_counts(baskets)} "
-        f"({args.events_per_basket:,} events per basket)"
-    )
+    if args.format == "rntuple":
+        print(
+            f"  clusters:           {_format_counts(units)} "
+            f"({args.events_per_basket:,} events per cluster, one page per column)"
+        )
+    else:
+        print(
+            f"  baskets per branch: {_format_counts(units)} "
+            f"({args.events_per_basket:,} events per basket)"
+        )
     print(f"  time:               {elapsed:.2f} s")
     return 0
 

@@ -167,6 +167,9 @@ _COMPRESSION_ALGORITHMS = {
     "ZSTD": uproot.ZSTD,
 }
 
+#: File formats :func:`make_nanoaod` writes.
+_FORMATS = ("ttree", "rntuple")
+
 # Extra TBasket slots reserved in every TBranch beyond the number of baskets
 # that will be written. uproot grows the basket arrays (by ``resize_factor``,
 # default 10) and rewrites the whole TTree metadata when it runs out of slots.
@@ -392,6 +395,7 @@ def make_nanoaod(
     seed: int = 0,
     source: str | os.PathLike[str] | None = None,
     compression: str | Any | None = "ZLIB:1",
+    format: str = "ttree",
 ) -> pathlib.Path:
     """Write a NanoAOD-like file by resampling the events of a real one.
 
@@ -406,9 +410,16 @@ def make_nanoaod(
     ``Muon``, ... collections. The ``event`` branch, if written, is replaced
     by ``1..n_events`` (uint64) so that event numbers are unique.
 
+    With ``format="rntuple"`` the same events go to an ``Events`` RNTuple
+    instead: one field per branch (a jagged branch is a ``var *`` field) and
+    the counters (``nJet``) as int32 fields before their collection, as in the
+    ``TTree``, so that ``NanoAODSchema`` reads both alike. uproot writes one
+    cluster per ``events_per_basket`` events and one page per column and
+    cluster, so that number sets both the cluster and the page size.
+
     The file content depends only on ``n_events``, ``branches``, ``seed`` and
-    ``source``; ``events_per_basket`` and ``compression`` change only how it
-    is laid out on disk.
+    ``source``; ``events_per_basket``, ``compression`` and ``format`` change
+    only how it is laid out on disk.
 
     Parameters
     ----------
@@ -434,6 +445,8 @@ def make_nanoaod(
         ``"ZLIB:1"`` (default, as in the source file), ``"LZ4:4"``,
         ``"LZMA:9"``, ``"ZSTD:5"``, ``"none"``/``None``, or an uproot
         compression object.
+    format : {"ttree", "rntuple"}, optional
+        Write a ``TTree`` (default) or an RNTuple (case does not matter).
 
     Returns
     -------
@@ -471,10 +484,20 @@ def make_nanoaod(
     >>> out = make_nanoaod("jets.root", 100, branches=["event", "Jet_pt", "Jet_eta"])
     >>> uproot.open(out)["Events"].keys()
     ['event', 'nJet', 'Jet_pt', 'Jet_eta']
+    >>> out = make_nanoaod("small_rntuple.root", 2_000, events_per_basket=500,
+    ...                    branches=["event", "Jet_pt"], format="rntuple")
+    >>> ntuple = uproot.open(out)["Events"]
+    >>> ntuple.keys(), len(ntuple.cluster_summaries)
+    (['event', 'nJet', 'Jet_pt'], 4)
     """
     n_events = _check_positive_int(n_events, "n_events")
     events_per_basket = _check_positive_int(events_per_basket, "events_per_basket")
     uproot_compression = _parse_compression(compression)
+    given: object = format  # callers without type checking
+    kind = given.strip().lower() if isinstance(given, str) else None
+    if kind not in _FORMATS:
+        msg = f"format must be 'ttree' or 'rntuple', not {given!r}"
+        raise ValueError(msg)
     names = list(DEFAULT_BRANCHES) if branches is None else branches
     source_path = ttbar_path() if source is None else os.fspath(source)
     if "://" not in source_path and not pathlib.Path(source_path).is_file():
@@ -500,6 +523,9 @@ def make_nanoaod(
     num_baskets = math.ceil(n_events / events_per_basket)
 
     try:
+        if kind == "rntuple":
+            _write_rntuple(out, plan, indices, events_per_basket, uproot_compression)
+            return out
         with uproot.recreate(out, compression=uproot_compression) as out_file:
             tree = out_file.mktree(
                 "Events",
@@ -514,6 +540,36 @@ def make_nanoaod(
         out.unlink(missing_ok=True)  # no truncated file left behind
         raise
     return out
+
+
+def _write_rntuple(
+    out: pathlib.Path,
+    plan: _Plan,
+    indices: np.ndarray[Any, Any],
+    events_per_cluster: int,
+    compression: Any,
+) -> None:
+    """Write the events of ``plan`` as an ``Events`` RNTuple, one cluster per
+    ``events_per_cluster`` events, the counters as int32 fields."""
+    members = {name for c in plan.collections for name in c.contents}
+    types: dict[str, Any] = {}
+    for name, branch_type in plan.branch_types.items():
+        counter = plan.counter_of.get(name)
+        if name in members and counter is not None and counter not in types:
+            types[counter] = np.dtype(np.int32)
+        types[name] = branch_type
+    with uproot.recreate(out, compression=compression) as out_file:
+        ntuple = out_file.mkrntuple("Events", types)
+        for start in range(0, len(indices), events_per_cluster):
+            stop = min(start + events_per_cluster, len(indices))
+            data = _basket_data(plan, indices[start:stop], start)
+            for collection in plan.collections:
+                if collection.counter in types:
+                    first = next(iter(collection.contents))
+                    data[collection.counter] = np.asarray(
+                        ak.num(data[first], axis=1), dtype=np.int32
+                    )
+            ntuple.extend({name: data[name] for name in types})
 
 
 def _basket_data(

@@ -39,10 +39,12 @@ when ``process()`` starts and when it ends, which splits that figure in two:
 
 ``bytesread_open``
     Bytes already requested when ``process()`` starts: the file's header and key
-    list, the ``TTree`` object (with every *embedded* basket) and any ``preload``.
+    list, the ``TTree`` object (with every *embedded* basket) and any ``preload``;
+    for an RNTuple, its anchor, header, footer and page lists.
 ``bytesread_payload``
     Bytes requested while ``process()`` ran: the free-standing baskets of the
-    branches it materialised, each basket that overlaps the chunk, in full.
+    branches it materialised, each basket that overlaps the chunk, in full (for an
+    RNTuple, every page of the fields' columns in the clusters the chunk touches).
 
 so that ``bytesread_open + bytesread_payload`` is, to the byte, the chunk's coffea
 ``bytesread``. The payload grows with the branches read. In the real CMS test file
@@ -62,8 +64,11 @@ The chunk record holds (:data:`TRACKED_FIELDS`):
 ``column_bytes`` (dict or None)
     ``{branch: bytes}``: for each branch read, the compressed bytes of its free
     baskets that overlap the chunk (``fBasketBytes`` in the ``TTree`` metadata, the
-    basket's key header included; 0 for embedded or preloaded baskets). Computed
-    from the metadata already in memory, so it issues no read of its own. On an
+    basket's key header included; 0 for embedded or preloaded baskets); for each
+    RNTuple field, the bytes of its pages that uproot reads for the chunk (a column
+    two fields share counted for the first, in sorted order; see
+    :mod:`coffea_sizing.layout`). Computed from the metadata already in memory, so
+    it issues no read of its own. On an
     ordinary file the values sum to ``bytesread_payload``; they would not if a
     branch were read twice in one chunk (uproot's array cache normally prevents it).
 ``process_walltime``, ``process_cputime`` (float)
@@ -131,7 +136,8 @@ from typing import Any, TypeVar, overload
 
 import awkward as ak
 
-from .probe import ChunkProbe, active_chunk, basket_bytes, pickled_size
+from .layout import column_bytes as _column_bytes
+from .probe import ChunkProbe, active_chunk, pickled_size
 from .records import (
     IDENTITY_FIELDS,
     OUTPUT_KEY,
@@ -184,7 +190,8 @@ def _source_of(handle: Any) -> Any:
 
 
 def _tree_of(factory: Any) -> Any:
-    """The uproot ``TTree`` the factory already holds (never read again)."""
+    """The uproot ``TTree`` or RNTuple the factory already holds (never read
+    again)."""
     mapping: Any = getattr(factory, "_mapping", None)
     cache = getattr(mapping, "_cache", None)
     if not isinstance(cache, Mapping):
@@ -199,31 +206,27 @@ def _tree_of(factory: Any) -> Any:
     if tree is None:
         trees = [v for v in cache.values() if hasattr(v, "num_entries")]
         tree = trees[0] if len(trees) == 1 else None
-    return tree if hasattr(tree, "branches") else None
+    # a TTree has branches, an RNTuple fields
+    return tree if hasattr(tree, "branches") or hasattr(tree, "fields") else None
 
 
 def _basket_bytes(
     factory: Any, branches: list[str], start: int, stop: int
 ) -> dict[str, int | None] | None:
-    """Bytes of the free baskets of each branch that overlap ``[start, stop)``.
+    """Bytes uproot reads for each branch (or RNTuple field) for ``[start, stop)``.
 
-    Only the ``TBranch`` metadata in memory is used (``fBasketBytes``,
-    ``fBasketEntry``, the embedded baskets): no byte is requested from the file.
+    Only the metadata in memory is used (the ``TBranch`` basket index, or the
+    RNTuple's page lists, which coffea read when it opened the tree): no byte is
+    requested from the file (:func:`coffea_sizing.layout.column_bytes`).
     """
     tree = _tree_of(factory)
     if tree is None:
         return None
     preloaded = getattr(getattr(factory, "_mapping", None), "preloaded_arrays", None)
-    result: dict[str, int | None] = {}
-    for name in branches:
-        if preloaded and name in preloaded:
-            result[name] = 0  # read when the events were built: in bytesread_open
-            continue
-        try:
-            result[name] = basket_bytes(tree[name], start, stop)
-        except Exception:  # noqa: BLE001 - not a TBranch (RNTuple field, odd name)
-            result[name] = None
-    return result
+    read = [name for name in branches if not (preloaded and name in preloaded)]
+    sizes = _column_bytes(tree, read, start, stop)
+    # a preloaded branch was read when the events were built: in bytesread_open
+    return {name: sizes.get(name, 0) for name in branches}
 
 
 class _Chunk:
@@ -268,8 +271,8 @@ class _Chunk:
             _warn_once(
                 "no-source",
                 "track_sizes: the input file has no uproot source to count bytes "
-                "(not a ROOT file read by uproot?), so bytesread_open, "
-                "bytesread_payload and bytesread are None.",
+                "(not a ROOT file read by uproot: coffea's Parquet path counts no "
+                "bytes), so bytesread_open, bytesread_payload and bytesread are None.",
             )
             return
         self.bytes_start = int(self.source.num_requested_bytes)

@@ -37,7 +37,6 @@ __all__ = [
     "ChunkContext",
     "ChunkProbe",
     "active_chunk",
-    "basket_bytes",
     "current_task_key",
     "current_worker_address",
     "pickled_size",
@@ -105,55 +104,6 @@ def pickled_size(obj: Any) -> int:
                 f"cannot be pickled: {first!r}; cloudpickle: {second!r}"
             ) from second
     return counter.count
-
-
-def basket_bytes(branch: Any, start: int, stop: int) -> int:
-    """Compressed bytes uproot reads for ``branch`` to get entries ``[start, stop)``.
-
-    Free basket ``i`` holds entries ``[fBasketEntry[i], fBasketEntry[i + 1])`` and
-    weighs ``fBasketBytes[i]`` (its key header included); uproot reads it whole when
-    ``start < fBasketEntry[i + 1]`` and ``fBasketEntry[i] < stop`` (an empty range
-    still reads the basket holding ``start``). Embedded baskets came with the
-    ``TTree`` metadata and weigh 0. Only the ``TBranch`` metadata already in memory is
-    used: nothing is read from the file. :mod:`coffea_sizing.predict` applies the
-    same rule to many chunks at once.
-
-    Parameters
-    ----------
-    branch : uproot.TBranch
-        The branch, from the tree the chunk was read from.
-    start, stop : int
-        The chunk's entry range.
-
-    Returns
-    -------
-    int
-
-    Examples
-    --------
-    >>> import uproot
-    >>> from coffea_sizing.datasets import ttbar_path
-    >>> from coffea_sizing.probe import basket_bytes
-    >>> tree = uproot.open(ttbar_path())["Events"]
-    >>> basket_bytes(tree["Jet_pt"], 0, 200)  # embedded in the TTree metadata
-    0
-    >>> basket_bytes(tree["LHEPdfWeight"], 0, 100)  # two free baskets: 0-76, 76-152
-    36169
-    """
-    import numpy as np
-
-    num_free = int(branch.num_baskets) - len(branch.embedded_baskets)
-    if num_free <= 0:
-        return 0
-    entry = np.asarray(branch.member("fBasketEntry"))
-    lo = int(np.searchsorted(entry[1 : num_free + 1], start, side="right"))
-    if start == stop:  # an empty range reads the basket holding it
-        hi = int(np.searchsorted(entry[:num_free], stop, side="right"))
-    else:
-        hi = int(np.searchsorted(entry[:num_free], stop, side="left"))
-    if hi <= lo:
-        return 0
-    return int(np.sum(branch.member("fBasketBytes")[lo:hi], dtype=np.int64))
 
 
 def current_task_key() -> str | None:
