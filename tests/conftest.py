@@ -69,6 +69,20 @@ def client(cluster: object) -> Iterator[object]:
         yield cl
 
 
+@pytest.fixture(scope="session")
+def sweep(client: object, ttbar_file: str, generated_file: str) -> object:
+    """The branch sweep of the study (1, 2, 3, 5, 10 branches; ttbar in chunks of 50,
+    the generated file in chunks of 2,500), run once for every test module."""
+    from coffea_sizing.compare import branch_sweep
+
+    return branch_sweep(
+        {"ttbar": [ttbar_file], "generated": [generated_file]},
+        (1, 2, 3, 5, 10),
+        chunksize={"ttbar": 50, "generated": 2_500},
+        client=client,
+    )
+
+
 # Workers started as separate processes cannot import the tests: ship the test
 # processors by value, as a notebook's processors are.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
