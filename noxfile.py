@@ -39,12 +39,17 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
 
 
+#: pytest-xdist: two processes, each test module on one of them (so a module's
+#: cluster and sweep fixtures are built once); the slowest tests are listed.
+PARALLEL = ("-n", "2", "--dist", "loadfile", "--durations", "15")
+
+
 @nox.session(default=True)
 def tests(session: nox.Session) -> None:
-    """The whole suite on the newest coffea."""
+    """The whole suite on the newest coffea (the slow tests included)."""
     _offline_testdata(session)
     session.install("-e.[test]")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *PARALLEL, *session.posargs)
 
 
 @nox.session(default=True)
@@ -53,7 +58,7 @@ def tests_oldest_coffea(session: nox.Session) -> None:
     _offline_testdata(session)
     session.install("-e.[test]", f"coffea=={OLDEST_COFFEA}")
     # the slow multi-process tests run once, in ``tests``
-    session.run("pytest", "-m", "executor and not slow", *session.posargs)
+    session.run("pytest", *PARALLEL, "-m", "executor and not slow", *session.posargs)
 
 
 @nox.session(default=True)

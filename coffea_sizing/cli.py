@@ -11,7 +11,7 @@ prints ``coffea-sizing SUBCOMMAND: error: MESSAGE`` on stderr and returns 2,
 like argparse does for bad arguments, without a traceback. Any other exception
 of a run is reported the same way in one line (:func:`run_error_message`: the
 file, entries and the processor's exception) with exit code 1; ``--debug`` adds
-the traceback. Clusters started here (:func:`_client`) log at a level that does
+the traceback. Clusters started here (``_client``) log at a level that does
 not repeat a task's exception.
 """
 

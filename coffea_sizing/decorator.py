@@ -73,6 +73,7 @@ The chunk record holds (:data:`TRACKED_FIELDS`):
     resident memory at the start (a lower bound of what ``process()`` allocated), and
     whether another chunk ran in the same process at the same time (see
     :mod:`coffea_sizing.probe`).
+
 Records that travel in the output also carry the chunk's identity (``dataset``,
 ``filename``, ``treename``, ``entrystart``, ``entrystop``, ``entries``),
 ``bytesread`` (``bytesread_open + bytesread_payload``, coffea's figure for the chunk)
