@@ -244,6 +244,8 @@ def _fileset(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
     if args.fileset and args.files:
         raise CLIError("give FILE arguments or --fileset, not both")
+    if args.fileset and not str(args.fileset).lower().endswith(".json"):
+        raise CLIError(f"--fileset takes a JSON file (*.json), got {args.fileset!r}")
     try:
         if args.fileset:
             fileset = normalize_fileset(args.fileset, args.tree)

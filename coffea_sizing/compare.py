@@ -295,11 +295,17 @@ def branch_sweep(
     --------
     >>> from coffea_sizing.compare import branch_sweep
     >>> from coffea_sizing.datasets import ttbar_path
-    >>> result = branch_sweep({"ttbar": [ttbar_path()]}, (1, 2), chunksize=100)
+    >>> result = branch_sweep({"ttbar": [ttbar_path()]}, (1, 3), chunksize=100)
     >>> result.summary[["dataset", "branches", "chunks", "bytesread_per_chunk"]]
       dataset  branches  chunks  bytesread_per_chunk
     0   ttbar         1       2             336624.0
-    1   ttbar         2       2             336624.0
+    1   ttbar         3       2             336624.0
+    >>> result.ratios[["dataset", "branches", "bytesread_total"]]
+      dataset  branches  bytesread_total
+    0   ttbar         1              1.0
+    1   ttbar         3              1.0
+    >>> [f.code for f in result.findings]
+    ['fixed-cost', 'task-nbytes', 'prediction']
     """
     import pandas as pd
     from coffea import processor as coffea_processor
@@ -442,13 +448,12 @@ class SweepResult:
 
     Examples
     --------
+    (one sweep is run in :func:`branch_sweep`'s examples, which show these tables)
+
     >>> from coffea_sizing.compare import branch_sweep
-    >>> from coffea_sizing.datasets import ttbar_path
-    >>> result = branch_sweep({"ttbar": [ttbar_path()]}, (1, 3), chunksize=100)
-    >>> result.ratios[["dataset", "branches", "bytesread_total"]]
-      dataset  branches  bytesread_total
-    0   ttbar         1              1.0
-    1   ttbar         3              1.0
+    >>> result = branch_sweep(fileset)  # doctest: +SKIP
+    >>> result.summary  # one row per (dataset, branch count)  # doctest: +SKIP
+    >>> result.save("sizing-report")  # CSV tables, sweep.png, report.html  # doctest: +SKIP
     """
 
     chunks: pd.DataFrame

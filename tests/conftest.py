@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 import shutil
 import sys
 from collections.abc import Iterator
@@ -70,17 +72,36 @@ def client(cluster: object) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def sweep(client: object, ttbar_file: str, generated_file: str) -> object:
+def sweep(
+    client: object,
+    ttbar_file: str,
+    generated_file: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> object:
     """The branch sweep of the study (1, 2, 3, 5, 10 branches; ttbar in chunks of 50,
-    the generated file in chunks of 2,500), run once for every test module."""
+    the generated file in chunks of 2,500), run once for the whole session: under
+    pytest-xdist the first process to need it runs it, the others read its pickle."""
     from coffea_sizing.compare import branch_sweep
 
-    return branch_sweep(
-        {"ttbar": [ttbar_file], "generated": [generated_file]},
-        (1, 2, 3, 5, 10),
-        chunksize={"ttbar": 50, "generated": 2_500},
-        client=client,
-    )
+    def run() -> object:
+        return branch_sweep(
+            {"ttbar": [ttbar_file], "generated": [generated_file]},
+            (1, 2, 3, 5, 10),
+            chunksize={"ttbar": 50, "generated": 2_500},
+            client=client,
+        )
+
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return run()
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / "sweep.pkl"
+    with FileLock(f"{shared}.lock"):
+        if shared.is_file():
+            return pickle.loads(shared.read_bytes())
+        result = run()
+        shared.write_bytes(pickle.dumps(result))
+        return result
 
 
 # Workers started as separate processes cannot import the tests: ship the test
