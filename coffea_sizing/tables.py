@@ -117,6 +117,7 @@ def _is_bytes(name: str) -> bool:
     return (
         name.endswith(("_bytes", "_bytes_total"))
         or name.startswith(_BYTE_PREFIXES)
+        or "bytesread" in name
         or name in {"nbytes", "mem_peak_max", "worker_memory_limit"}
     ) and not name.startswith("prediction_")
 
@@ -231,7 +232,7 @@ def column_format(
         return ColumnFormat("events/s", True, wrap(lambda v: f"{float(v):,.0f}"))
     if name in _TIMESTAMP_FIELDS:
         return ColumnFormat(f"{name} (UTC)", True, wrap(lambda v: _timestamp(float(v))))
-    if name in _TIME_FIELDS:
+    if name in _TIME_FIELDS or name.endswith(("_s", "_seconds")):
         size, unit = (1.0, "s") if top >= 1 else (1e-3, "ms")
         d = _decimals(top / size)
         return ColumnFormat(
