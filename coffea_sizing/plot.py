@@ -10,7 +10,9 @@ tables' units are :mod:`coffea_sizing.tables`.
 Matplotlib is imported only when a figure is drawn, and only through its
 object-oriented :class:`~matplotlib.figure.Figure` API: nothing is registered with
 ``pyplot``, so figures can be drawn from any thread, under any backend, and are
-freed like any other object. Ticks point inwards on all four sides, as HEP plots do.
+freed like any other object. Ticks point inwards on all four sides, as HEP plots do;
+mplhep's styles are not applied: they are global ``rcParams`` (a figure drawn in one
+thread would change one drawn in another) sized for single-panel publication plots.
 """
 
 from __future__ import annotations
