@@ -366,6 +366,13 @@ def styled(
         .relabel_index([formats[c].header for c in shown], axis="columns")
         .set_td_classes(classes)
         .set_table_attributes('class="sizing"')
+        .set_table_styles(
+            [  # a text column's header sits over its text, on the left
+                {"selector": f"th.col{i}", "props": "text-align: left;"}
+                for i, c in enumerate(shown)
+                if not formats[c].numeric
+            ]
+        )
     )
     if caption:
         styler = styler.set_caption(caption)
