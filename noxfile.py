@@ -1,3 +1,7 @@
+#!/usr/bin/env -S uv run --script
+# /// script
+# dependencies = ["nox>=2024.3.2"]
+# ///
 """Task runner: ``nox`` runs lint, the tests on the newest coffea, the executor tests
 on the oldest supported coffea (2025.11.0), and the docs build."""
 
@@ -10,7 +14,6 @@ import nox
 
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "uv|venv"  # uv when installed (fast), else venv
-nox.options.sessions = ["lint", "tests", "tests_oldest_coffea", "docs"]
 
 ROOT = Path(__file__).parent
 TTBAR = "nanoAOD_2015_CMS_Open_Data_ttbar.root"
@@ -27,7 +30,7 @@ def _offline_testdata(session: nox.Session) -> None:
         session.log(f"copied {shared} to {cache}")
 
 
-@nox.session
+@nox.session(default=True)
 def lint(session: nox.Session) -> None:
     """ruff (lint and format) and mypy."""
     session.install("-e.", "ruff", "mypy", "pandas-stubs")
@@ -36,24 +39,29 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
 
 
-@nox.session
+#: pytest-xdist: two processes, each test module on one of them (so a module's
+#: cluster and sweep fixtures are built once); the slowest tests are listed.
+PARALLEL = ("-n", "2", "--dist", "loadfile", "--durations", "15")
+
+
+@nox.session(default=True)
 def tests(session: nox.Session) -> None:
-    """The whole suite on the newest coffea."""
+    """The whole suite on the newest coffea (the slow tests included)."""
     _offline_testdata(session)
     session.install("-e.[test]")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *PARALLEL, *session.posargs)
 
 
-@nox.session
+@nox.session(default=True)
 def tests_oldest_coffea(session: nox.Session) -> None:
     """The executor tests on the oldest supported coffea."""
     _offline_testdata(session)
     session.install("-e.[test]", f"coffea=={OLDEST_COFFEA}")
     # the slow multi-process tests run once, in ``tests``
-    session.run("pytest", "-m", "executor and not slow", *session.posargs)
+    session.run("pytest", *PARALLEL, "-m", "executor and not slow", *session.posargs)
 
 
-@nox.session
+@nox.session(default=True)
 def docs(session: nox.Session) -> None:
     """The documentation, with every example and executed page run during the build.
 
@@ -74,3 +82,7 @@ def docs(session: nox.Session) -> None:
         "docs/_build/html",
         *session.posargs,
     )
+
+
+if __name__ == "__main__":
+    nox.main()

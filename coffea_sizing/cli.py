@@ -8,25 +8,41 @@ append ``Subcommand("sweep", ...)`` there.
 
 A run function reports bad input by raising :class:`CLIError`: :func:`main`
 prints ``coffea-sizing SUBCOMMAND: error: MESSAGE`` on stderr and returns 2,
-like argparse does for bad arguments, without a traceback.
+like argparse does for bad arguments, without a traceback. Any other exception
+of a run is reported the same way in one line (:func:`run_error_message`: the
+file, entries and the processor's exception) with exit code 1; ``--debug`` adds
+the traceback. Clusters started here (``_client``) log at a level that does
+not repeat a task's exception.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
+import re
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SUBCOMMANDS", "CLIError", "Subcommand", "build_parser", "main"]
+__all__ = [
+    "SUBCOMMANDS",
+    "CLIError",
+    "Subcommand",
+    "build_parser",
+    "main",
+    "run_error_message",
+]
 
 PROG = "coffea-sizing"
 
 #: Exit code for bad input (same as argparse's).
 EXIT_USAGE = 2
+#: Exit code for a run that failed (a task raised, a worker died).
+EXIT_FAILURE = 1
 
 
 class CLIError(Exception):
@@ -199,15 +215,28 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         "files",
         nargs="*",
         metavar="FILE",
-        help="ROOT files (default: the real ttbar test file and a generated file "
-        "with real baskets)",
+        help="ROOT files, one dataset per file name (default: the real ttbar test "
+        "file and a generated file with real baskets)",
     )
-    parser.add_argument("--tree", default="Events", help="TTree name (default Events)")
+    parser.add_argument(
+        "--fileset",
+        metavar="FILESET.json",
+        default=None,
+        help="a coffea fileset as JSON, in any form coffea's Runner accepts "
+        '({"ds": ["a.root"]}, {"ds": {"files": {"a.root": "Events"}, '
+        '"metadata": {...}}}, ...); instead of FILE arguments',
+    )
+    parser.add_argument(
+        "--tree",
+        default="Events",
+        help="TTree of files whose tree the fileset does not name (default Events)",
+    )
     parser.add_argument(
         "--chunksize",
         type=_positive_int,
         default=None,
-        help="entries per chunk (default: 50 on the ttbar file, 10,000 otherwise)",
+        help="entries per chunk (default: 50 for the 200-event CMS ttbar test file, "
+        "by name or path; 10,000 otherwise)",
     )
     parser.add_argument(
         "--workers",
@@ -230,18 +259,26 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _fileset(args: argparse.Namespace) -> dict[str, list[str]]:
-    import pathlib
+def _fileset(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The run's fileset in one form, every file checked before a cluster starts."""
+    from .filesets import FilesetError, check_files, normalize_fileset
 
-    from .datasets import default_fileset
+    if args.fileset and args.files:
+        raise CLIError("give FILE arguments or --fileset, not both")
+    if args.fileset and not str(args.fileset).lower().endswith(".json"):
+        raise CLIError(f"--fileset takes a JSON file (*.json), got {args.fileset!r}")
+    try:
+        if args.fileset:
+            fileset = normalize_fileset(args.fileset, args.tree)
+        elif args.files:
+            fileset = normalize_fileset(list(args.files), args.tree)
+        else:
+            from .datasets import default_fileset
 
-    if not args.files:
-        return default_fileset()
-    fileset: dict[str, list[str]] = {}
-    for name in args.files:
-        if "://" not in name and not pathlib.Path(name).is_file():
-            raise CLIError(f"no such file: {name}")
-        fileset.setdefault(pathlib.Path(name).stem, []).append(name)
+            fileset = normalize_fileset(default_fileset(), args.tree)
+        check_files(fileset)
+    except FilesetError as err:
+        raise CLIError(str(err)) from err
     return fileset
 
 
@@ -266,6 +303,11 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
             threads_per_worker=1,
             dashboard_address=":0",
             host="127.0.0.1",
+            # the task's exception is reported once, by main(): not by every
+            # worker's "Compute Failed" log record too
+            silence_logs=(
+                logging.WARNING if getattr(args, "debug", False) else logging.CRITICAL
+            ),
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -276,68 +318,78 @@ def _configure_chunks(parser: argparse.ArgumentParser) -> None:
     _add_cluster_arguments(parser)
     parser.add_argument(
         "--branches",
-        type=_positive_int,
+        type=_branch_count,
         default=1,
+        metavar="N",
         help="how many branches the BranchSweepProcessor reads, 1 to 10 (default 1)",
+    )
+    parser.add_argument(
+        "--all-columns",
+        action="store_true",
+        help="print every column of the chunk table, not the short set",
     )
     parser.add_argument(
         "--csv", metavar="PATH", default=None, help="write the full chunk table here"
     )
 
 
+def _branch_count(text: str) -> int:
+    from .compare import SWEEP_BRANCHES
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= len(SWEEP_BRANCHES):
+        msg = f"expected a branch count from 1 to {len(SWEEP_BRANCHES)}, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _run_chunks(args: argparse.Namespace) -> int:
     import pandas as pd
     from coffea import processor
 
-    from .compare import BranchSweepProcessor, SweepSchema
+    from .compare import (
+        BranchSweepProcessor,
+        SweepSchema,
+        _check_fileset,
+        _chunksize_for,
+    )
     from .executor import SizingDaskExecutor
+    from .filesets import FilesetError
+    from .findings import format_bytes, plural
     from .records import chunk_table
+    from .tables import CHUNK_COLUMNS, to_text
 
+    proc = BranchSweepProcessor(args.branches)
     try:
-        proc = BranchSweepProcessor(args.branches)
-    except ValueError as err:
+        fileset = _check_fileset(_fileset(args), args.tree)
+    except FilesetError as err:
         raise CLIError(str(err)) from err
-    fileset = _fileset(args)
     tables = []
     with _client(args) as client:
-        for dataset, files in fileset.items():
-            chunksize = args.chunksize or (50 if dataset == "ttbar" else 10_000)
+        for dataset, entry in fileset.items():
+            chunksize = _chunksize_for(args.chunksize, dataset, list(entry["files"]))
             runner = processor.Runner(
-                executor=SizingDaskExecutor(client=client),
+                executor=SizingDaskExecutor(client=client, status=False),
                 savemetrics=True,
                 schema=SweepSchema,
                 chunksize=chunksize,
             )
-            try:
-                _, report = runner(
-                    {dataset: files}, treename=args.tree, processor_instance=proc
-                )
-            except Exception as err:
-                raise CLIError(f"{dataset} ({', '.join(files)}): {err}") from err
+            _, report = runner({dataset: entry}, treename=None, processor_instance=proc)
             table = chunk_table(report)
             tables.append(table)
             print(
-                f"{dataset}: {report['chunks']} chunks, {report['entries']:,} events, "
-                f"bytesread {report['bytesread']:,} B "
-                f"(sum of chunks {int(table['bytesread'].sum()):,} B)"
+                f"{dataset}: {plural(report['chunks'], 'chunk')}, "
+                f"{report['entries']:,} events, bytesread "
+                f"{format_bytes(report['bytesread'])} ({report['bytesread']:,} B)"
             )
     df = pd.concat(tables, ignore_index=True)
-    shown = pd.DataFrame(
-        {
-            "dataset": df["dataset"],
-            "file": df["filename"].map(lambda f: str(f).rsplit("/", 1)[-1][:28]),
-            "entries": df["entrystart"].astype(str) + "-" + df["entrystop"].astype(str),
-            "bytesread": df["bytesread"],
-            "columns": df["columns"].map(len),
-            "pickled": df["output_pickled_bytes"],
-            "compressed": df["output_compressed_bytes"],
-            "task_nbytes": df["task_nbytes"],
-            "mem_peak_MB": (df["mem_peak_bytes"] / 1e6).round(1),
-            "wall_s": df["walltime"].round(3),
-        }
+    columns = (
+        None if args.all_columns else [c for c in CHUNK_COLUMNS if c != "branches"]
     )
-    with pd.option_context("display.width", 200, "display.max_rows", 200):
-        print(shown.to_string(index=False))
+    print(to_text(df, columns))
     if args.csv:
         df.to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")
@@ -377,58 +429,35 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    import pandas as pd
+    from .compare import _check_fileset, branch_sweep
+    from .filesets import FilesetError
+    from .tables import MEANINGS, SUMMARY_COLUMNS, to_text
 
-    from .compare import branch_sweep
-
-    fileset = _fileset(args)
+    try:
+        fileset = _check_fileset(_fileset(args), args.tree)
+    except FilesetError as err:
+        raise CLIError(str(err)) from err
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    chunksize: Any = args.chunksize or {"ttbar": 50, "*": 10_000}
     with _client(args) as client:
-        try:
-            result = branch_sweep(
-                fileset,
-                args.branches,
-                chunksize=chunksize,
-                client=client,
-                treename=args.tree,
-                progress=progress,
-            )
-        except (OSError, KeyError, ValueError) as err:
-            text = err.args[0] if isinstance(err, KeyError) and err.args else err
-            raise CLIError(str(text)) from err
-    summary = result.summary
-    shown = summary[
-        [
-            "dataset",
-            "branches",
-            "chunks",
-            "events",
-            "bytesread_per_chunk",
-            "open_share",
-            "amplification",
-            "task_nbytes_mean",
-            "output_pickled_mean",
-            "events_per_s",
-        ]
-    ].copy()
-    shown["open_share"] = (shown["open_share"] * 100).round(1).astype(str) + "%"
-    with pd.option_context(
-        "display.width",
-        200,
-        "display.max_columns",
-        20,
-        "display.float_format",
-        "{:,.1f}".format,
-    ):
-        print(shown.to_string(index=False))
+        result = branch_sweep(
+            fileset,
+            args.branches,
+            chunksize=args.chunksize,
+            client=client,
+            treename=args.tree,
+            progress=progress,
+        )
+    print(to_text(result.summary, SUMMARY_COLUMNS))
+    for name in ("open_share", "amplification"):
+        print(f"  {name}: {MEANINGS[name]}")
     print()
-    print(result.findings)
+    for finding in result.findings:
+        print(f"[{finding.severity}] {finding.message}")
+        print()
     paths = result.save(args.out)
-    print()
     for name, path in paths.items():
         print(f"wrote {name}: {path}")
     return 0
@@ -728,7 +757,7 @@ def _advise_or_fail(source: Any, args: argparse.Namespace) -> Any:
 
 
 def _write_advice(advice: Any, out: str) -> None:
-    from .plot import save_advice_report
+    from .report import save_advice_report
 
     for name, path in save_advice_report(advice, out).items():
         print(f"wrote {name}: {path}")
@@ -844,6 +873,89 @@ SUBCOMMANDS.extend(
 )
 
 
+_WORK_ITEM = re.compile(
+    r"(?P<what>Failed processing file|Failed creating nanoevents|Failed to open file)"
+    r": WorkItem\((?P<item>.*?)\)\. The error was: (?P<error>.*?)\.?$",
+    re.DOTALL,
+)
+_WHAT = {
+    "Failed processing file": "the processor failed on",
+    "Failed creating nanoevents": "building the events failed on",
+    "Failed to open file": "cannot open",
+}
+_ITEM_FIELD = re.compile(r"(\w+)=('(?:[^'\\]|\\.)*'|\d+)")
+_REPR = re.compile(
+    r"^(?P<type>[A-Za-z_][\w.]*)\((?P<q>['\"])(?P<msg>.*)(?P=q),?\)$", re.DOTALL
+)
+
+
+def run_error_message(error: BaseException) -> str:
+    """One line for an exception raised by a run: the chunk and the real error.
+
+    coffea wraps a chunk's exception as ``Failed processing file: WorkItem(...).
+    The error was: ValueError('...')``; this names the file, the entries, the
+    dataset and tree, and the exception of the processor instead. Other exceptions
+    give ``Type: message``, first line only.
+
+    Parameters
+    ----------
+    error : BaseException
+        What the run (``Runner``, ``branch_sweep``, ...) raised; its causes are
+        searched too.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from coffea_sizing.cli import run_error_message
+    >>> err = Exception("Failed processing file: WorkItem(dataset='dy', "
+    ...     "filename='/data/dy.root', treename='Events', entrystart=0, "
+    ...     "entrystop=5000, fileuuid=b'x', usermeta={}). The error was: "
+    ...     "ValueError('no muons').")
+    >>> run_error_message(err)
+    "the processor failed on /data/dy.root, entries 0-5,000 (dataset 'dy', tree 'Events'): ValueError: no muons"
+    >>> run_error_message(KeyError("Jet_pt"))
+    "KeyError: 'Jet_pt'"
+    """
+    seen: set[int] = set()
+    err: BaseException | None = error
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        match = _WORK_ITEM.search(str(err))
+        if match:
+            fields = {
+                k: v.strip("'") for k, v in _ITEM_FIELD.findall(match.group("item"))
+            }
+            where = fields.get("filename", "?")
+            if "entrystart" in fields and "entrystop" in fields:
+                where += (
+                    f", entries {int(fields['entrystart']):,}-"
+                    f"{int(fields['entrystop']):,}"
+                )
+            inner = match.group("error").strip()
+            rep = _REPR.match(inner)
+            if rep:
+                inner = f"{rep.group('type')}: {rep.group('msg')}"
+            return (
+                f"{_WHAT[match.group('what')]} {where} (dataset "
+                f"{fields.get('dataset', '?')!r}, tree {fields.get('treename', '?')!r})"
+                f": {_first_line(inner)}"
+            )
+        err = err.__cause__ or err.__context__
+    text = str(error) if not isinstance(error, KeyError) else repr(error.args[0])
+    text = _first_line(text) if error.args else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return lines[0] + (" ..." if len(lines) > 1 else "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``coffea-sizing`` parser with every subcommand of :data:`SUBCOMMANDS`.
 
@@ -857,6 +969,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Per-chunk sizes for coffea processors on Dask.",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, show the full traceback and the workers' logs",
+    )
     subparsers = parser.add_subparsers(
         dest="command", metavar="SUBCOMMAND", required=True
     )
@@ -865,6 +982,12 @@ def build_parser() -> argparse.ArgumentParser:
             sub.name, help=sub.help, description=sub.description or sub.help
         )
         sub.configure(sub_parser)
+        sub_parser.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="on an error, show the full traceback and the workers' logs",
+        )
         sub_parser.set_defaults(run=sub.run)
     return parser
 
@@ -880,7 +1003,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit code: 0 on success, 2 for bad input (message on stderr).
+        Exit code: 0 on success, 2 for bad input, 1 for a run that failed (one
+        line on stderr; ``--debug`` adds the traceback).
 
     Examples
     --------
@@ -894,11 +1018,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse: --help (0) or bad arguments (2)
         code = exit_.code
         return code if isinstance(code, int) else EXIT_USAGE
+    debug = bool(getattr(args, "debug", False))
     try:
         return int(args.run(args))
     except CLIError as err:
+        if debug:
+            traceback.print_exc()
         print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - any run failure: one line, exit 1
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else " (--debug for the traceback)"
+        print(
+            f"{PROG} {args.command}: error: {run_error_message(err)}{hint}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

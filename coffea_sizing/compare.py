@@ -9,6 +9,7 @@ of chunks summed over chunks would be wrong).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import time
@@ -23,6 +24,8 @@ import hist
 import numpy as np
 from coffea import processor
 from coffea.nanoevents import NanoAODSchema
+
+from .findings import Finding, format_bytes, format_seconds, plural
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -165,7 +168,20 @@ class BranchSweepProcessor(processor.ProcessorABC):
 DEFAULT_BRANCH_COUNTS: tuple[int, ...] = (1, 2, 3, 5, 10)
 
 
-def _chunksize_for(chunksize: int | Mapping[str, int] | None, dataset: str) -> int:
+def _default_chunksize(files: Sequence[str]) -> int:
+    """50 for the CMS ttbar test file (200 events: 4 chunks), 10,000 otherwise."""
+    from .datasets import TTBAR_FILENAME
+
+    if files and all(Path(str(f)).name == TTBAR_FILENAME for f in files):
+        return 50
+    return 10_000
+
+
+def _chunksize_for(
+    chunksize: int | Mapping[str, int] | None,
+    dataset: str,
+    files: Sequence[str] = (),
+) -> int:
     if isinstance(chunksize, Mapping):
         if dataset in chunksize:
             return int(chunksize[dataset])
@@ -173,7 +189,7 @@ def _chunksize_for(chunksize: int | Mapping[str, int] | None, dataset: str) -> i
             return int(chunksize["*"])
         raise KeyError(f"no chunksize for dataset {dataset!r} (give one or a '*')")
     if chunksize is None:
-        return 50 if dataset == "ttbar" else 10_000
+        return 50 if dataset == "ttbar" else _default_chunksize(files)
     return int(chunksize)
 
 
@@ -192,54 +208,40 @@ def _check_branch_counts(branch_counts: Sequence[int]) -> tuple[int, ...]:
     return tuple(sorted(int(n) for n in counts))
 
 
-def _check_fileset(fileset: Any, treename: str) -> dict[str, list[str]]:
+def _check_fileset(fileset: Any, treename: str | None) -> dict[str, dict[str, Any]]:
+    """``fileset`` in one form, each file checked, the sweep's branches present."""
     import uproot
 
-    if not isinstance(fileset, Mapping) or not fileset:
-        raise ValueError("fileset must be a non-empty mapping dataset -> list of files")
-    out: dict[str, list[str]] = {}
+    from .filesets import FilesetError, check_files, normalize_fileset
+
+    files = normalize_fileset(fileset, treename)
+    check_files(files)
     need = sorted(
         {f"{c}_{f}" for c, f in SWEEP_BRANCHES} | {"nJet", "nElectron", "nMuon"}
     )
-    for dataset, files in fileset.items():
-        names = [files] if isinstance(files, str) else list(files)
-        if not names:
-            raise ValueError(f"dataset {dataset!r} has no files")
-        for name in names:
-            if "://" not in str(name) and not Path(name).is_file():
-                raise FileNotFoundError(f"dataset {dataset!r}: no such file: {name}")
-            try:
-                with uproot.open(name) as f:
-                    if treename not in f:
-                        trees = [
-                            k.split(";")[0]
-                            for k, c in f.classnames().items()
-                            if c == "TTree"
-                        ]
-                        raise KeyError(
-                            f"{name}: no tree {treename!r} (trees in the file: "
-                            f"{', '.join(trees) or 'none'})"
-                        )
-                    keys = set(f[treename].keys())
-            except (OSError, ValueError) as err:
-                raise OSError(f"{name}: cannot be read as a ROOT file ({err})") from err
+    for entry in files.values():
+        for name, tree in entry["files"].items():
+            if "://" in name and not name.startswith("file://"):
+                continue
+            with uproot.open(name.removeprefix("file://")) as f:
+                keys = set(f[tree].keys())
             missing = [b for b in need if b not in keys]
             if missing:
-                raise KeyError(
-                    f"{name}: tree {treename!r} lacks the branch(es) the sweep reads: "
+                raise FilesetError(
+                    f"{name}: tree {tree!r} lacks the "
+                    f"{plural(len(missing), 'branch')} the sweep reads: "
                     f"{', '.join(missing)}"
                 )
-        out[str(dataset)] = [str(n) for n in names]
-    return out
+    return files
 
 
 def branch_sweep(
-    fileset: Mapping[str, Any],
+    fileset: Any,
     branch_counts: Sequence[int] = DEFAULT_BRANCH_COUNTS,
     *,
     chunksize: int | Mapping[str, int] | None = None,
     client: Any = None,
-    treename: str = "Events",
+    treename: str | None = "Events",
     schema: Any = None,
     compression: int | None = 1,
     progress: Callable[[str], None] | None = None,
@@ -255,9 +257,13 @@ def branch_sweep(
 
     Parameters
     ----------
-    fileset : mapping
-        ``{dataset: [files]}`` (coffea's fileset). The trees need the branches of
-        :data:`SWEEP_BRANCHES`.
+    fileset : mapping, str or path
+        A coffea fileset in any form coffea's ``Runner`` accepts: ``{dataset:
+        [files]}``, ``{dataset: {"files": [files] or {file: tree}, "treename": ...,
+        "metadata": ...}}``, or a JSON file holding one (see
+        :func:`coffea_sizing.filesets.normalize_fileset`). The trees need the
+        branches of :data:`SWEEP_BRANCHES`. Every file is checked from its metadata
+        before a cluster starts.
     branch_counts : sequence of int
         Levels to run, each 1 to 10 (default 1, 2, 3, 5, 10).
     chunksize : int or mapping, optional
@@ -265,8 +271,9 @@ def branch_sweep(
         named ``"ttbar"`` (the 200-event test file) and 10,000 otherwise.
     client : distributed.Client, optional
         Default: a ``LocalCluster`` of 2 single-threaded workers for the sweep.
-    treename : str
-        Default ``"Events"``.
+    treename : str or None
+        The tree of files whose tree the fileset does not name (default
+        ``"Events"``).
     schema : coffea schema class, optional
         Default :class:`SweepSchema` (NanoAODSchema without cross-reference warnings).
     compression : int or None
@@ -278,15 +285,27 @@ def branch_sweep(
     -------
     SweepResult
 
+    Raises
+    ------
+    coffea_sizing.filesets.FilesetError
+        Before any run, naming the file: missing, not ROOT, no such tree, or a tree
+        without the sweep's branches.
+
     Examples
     --------
     >>> from coffea_sizing.compare import branch_sweep
     >>> from coffea_sizing.datasets import ttbar_path
-    >>> result = branch_sweep({"ttbar": [ttbar_path()]}, (1, 2), chunksize=100)
+    >>> result = branch_sweep({"ttbar": [ttbar_path()]}, (1, 3), chunksize=100)
     >>> result.summary[["dataset", "branches", "chunks", "bytesread_per_chunk"]]
       dataset  branches  chunks  bytesread_per_chunk
     0   ttbar         1       2             336624.0
-    1   ttbar         2       2             336624.0
+    1   ttbar         3       2             336624.0
+    >>> result.ratios[["dataset", "branches", "bytesread_total"]]
+      dataset  branches  bytesread_total
+    0   ttbar         1              1.0
+    1   ttbar         3              1.0
+    >>> [f.code for f in result.findings]
+    ['fixed-cost', 'task-nbytes', 'prediction']
     """
     import pandas as pd
     from coffea import processor as coffea_processor
@@ -315,8 +334,8 @@ def branch_sweep(
             client = stack.enter_context(Client(cluster))
         total = len(files) * len(counts)
         done = 0
-        for dataset, names in files.items():
-            size = _chunksize_for(chunksize, dataset)
+        for dataset, entry in files.items():
+            size = _chunksize_for(chunksize, dataset, list(entry["files"]))
             for n in counts:
                 proc = track_sizes(BranchSweepProcessor)(n)
                 runner = coffea_processor.Runner(
@@ -328,8 +347,9 @@ def branch_sweep(
                     chunksize=size,
                 )
                 t0 = time.perf_counter()
+                # the trees are named per file: Runner's treename must be None
                 _, report = runner(
-                    {dataset: names}, treename=treename, processor_instance=proc
+                    {dataset: entry}, treename=None, processor_instance=proc
                 )
                 wall = time.perf_counter() - t0
                 table = chunk_table(report)
@@ -353,32 +373,35 @@ def branch_sweep(
                 done += 1
                 if progress is not None:
                     progress(
-                        f"[{done}/{total}] {dataset}, {n} branch"
-                        f"{'es' if n > 1 else ''}: {report['chunks']} chunks, "
+                        f"[{done}/{total}] {dataset}, {plural(n, 'branch')}: "
+                        f"{plural(report['chunks'], 'chunk')}, "
                         f"{report['entries']:,} events, bytesread "
-                        f"{report['bytesread']:,} B, {wall:.1f} s"
+                        f"{format_bytes(report['bytesread'])}, {format_seconds(wall)}"
                     )
     chunks = pd.concat(chunk_frames, ignore_index=True)
-    _add_predictions(chunks, treename)
+    _add_predictions(chunks)
+    trees = sorted({t for e in files.values() for t in e["files"].values()})
     return SweepResult(
         chunks=chunks,
         merges=pd.concat(merge_frames, ignore_index=True),
         runs=pd.DataFrame(runs),
-        treename=treename,
+        treename=", ".join(trees),
     )
 
 
-def _add_predictions(chunks: pd.DataFrame, treename: str) -> None:
+def _add_predictions(chunks: pd.DataFrame) -> None:
     """Predicted bytes per chunk from the file's metadata, next to the measured."""
     from .predict import predict_bytesread
 
     pred = np.full(len(chunks), np.nan)
     pred_open = np.full(len(chunks), np.nan)
     pred_payload = np.full(len(chunks), np.nan)
-    keys = chunks.apply(lambda r: (r["filename"], tuple(r["columns"] or ())), axis=1)
+    keys = chunks.apply(
+        lambda r: (r["filename"], r["treename"], tuple(r["columns"] or ())), axis=1
+    )
     groups: dict[Any, Any] = chunks.groupby(keys).groups
     for key, idx in groups.items():
-        filename, columns = key
+        filename, treename, columns = key
         rows = chunks.loc[idx]
         table = predict_bytesread(
             filename, treename, list(columns), rows[["entrystart", "entrystop"]]
@@ -425,13 +448,12 @@ class SweepResult:
 
     Examples
     --------
+    (one sweep is run in :func:`branch_sweep`'s examples, which show these tables)
+
     >>> from coffea_sizing.compare import branch_sweep
-    >>> from coffea_sizing.datasets import ttbar_path
-    >>> result = branch_sweep({"ttbar": [ttbar_path()]}, (1, 3), chunksize=100)
-    >>> result.ratios[["dataset", "branches", "bytesread_total"]]
-      dataset  branches  bytesread_total
-    0   ttbar         1              1.0
-    1   ttbar         3              1.0
+    >>> result = branch_sweep(fileset)  # doctest: +SKIP
+    >>> result.summary  # one row per (dataset, branch count)  # doctest: +SKIP
+    >>> result.save("sizing-report")  # CSV tables, sweep.png, report.html  # doctest: +SKIP
     """
 
     chunks: pd.DataFrame
@@ -440,7 +462,7 @@ class SweepResult:
     treename: str = "Events"
 
     # ------------------------------------------------------------ tables
-    @property
+    @functools.cached_property
     def summary(self) -> pd.DataFrame:
         """One row per (dataset, branch count); sums over the chunks of that run."""
         import pandas as pd
@@ -502,17 +524,17 @@ class SweepResult:
         from .predict import amplification
 
         payload = unique = 0
-        by_file: Any = g.groupby(["filename"])
-        for (filename,), fg in by_file:
+        by_file: Any = g.groupby(["filename", "treename"])
+        for (filename, treename), fg in by_file:
             columns = sorted(set().union(*map(set, fg["columns"])))
             amp = amplification(
-                filename, self.treename, columns, fg[["entrystart", "entrystop"]]
+                filename, treename, columns, fg[["entrystart", "entrystop"]]
             )
             payload += amp.payload_bytes
             unique += amp.unique_basket_bytes
         return _ratio(payload, unique) if unique else 1.0
 
-    @property
+    @functools.cached_property
     def ratios(self) -> pd.DataFrame:
         """The summary's size columns divided by the first branch count's, per dataset."""
         summary = self.summary
@@ -531,23 +553,21 @@ class SweepResult:
             out[col] = summary[col] / first.where(first != 0)
         return out
 
-    @property
+    @functools.cached_property
     def correlations(self) -> pd.DataFrame:
-        """Pearson correlations over chunks, per dataset and over all chunks.
+        """Pearson correlations over chunks, per dataset.
 
         ``bytesread_vs_task_nbytes`` and ``bytesread_vs_pickled`` use every chunk of
         every branch count; ``*_levels`` use the per-level totals. NaN where
-        bytesread does not vary (the ttbar file).
+        bytesread does not vary (the ttbar file). Never pooled over datasets: their
+        files are unrelated, and a pooled r would mostly measure their difference.
         """
         import pandas as pd
 
         rows = []
         summary = self.summary
-        groups = [(d, g) for d, g in self.chunks.groupby("dataset", sort=False)]
-        if len(groups) > 1:
-            groups.append(("all", self.chunks))
-        for dataset, g in groups:
-            s = summary if dataset == "all" else summary[summary.dataset == dataset]
+        for dataset, g in self.chunks.groupby("dataset", sort=False):
+            s = summary[summary.dataset == dataset]
             rows.append(
                 {
                     "dataset": dataset,
@@ -564,9 +584,14 @@ class SweepResult:
         return pd.DataFrame(rows)
 
     @property
-    def findings(self) -> str:
-        """What the numbers say, in plain language."""
+    def findings(self) -> list[Finding]:
+        """What the numbers say: one :class:`~coffea_sizing.findings.Finding` each."""
         return _findings(self)
+
+    @property
+    def findings_text(self) -> str:
+        """The findings' messages as paragraphs separated by a blank line."""
+        return "\n\n".join(f.message for f in self.findings)
 
     # ------------------------------------------------------------ output
     def plot(self) -> Any:
@@ -575,85 +600,179 @@ class SweepResult:
 
         return sweep_figure(self)
 
+    def to_csv(self, directory: str | os.PathLike[str]) -> dict[str, Path]:
+        """Write the tables as CSV files into ``directory`` (created if needed).
+
+        ``chunks.csv`` (every chunk record; list-valued cells such as ``columns``
+        joined with ``;``), ``summary.csv``, ``ratios.csv``, ``correlations.csv``,
+        ``merges.csv`` and ``runs.csv``. Values are raw: bytes in bytes, times in
+        seconds.
+
+        Returns
+        -------
+        dict
+            ``{"chunks", "summary", "ratios", "correlations", "merges", "runs"}``
+            -> path written.
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        frames = {
+            "chunks": self.chunks,
+            "summary": self.summary,
+            "ratios": self.ratios,
+            "correlations": self.correlations,
+            "merges": self.merges,
+            "runs": self.runs,
+        }
+        paths = {}
+        for name, frame in frames.items():
+            paths[name] = out / f"{name}.csv"
+            _csv_frame(frame).to_csv(paths[name], index=False)
+        return paths
+
     def save(self, directory: str | os.PathLike[str]) -> dict[str, Path]:
-        """Write ``chunks.csv``, ``summary.csv``, ``sweep.png`` and ``report.html``.
+        """Write the CSV tables (:meth:`to_csv`), ``sweep.png`` and ``report.html``.
 
         Returns
         -------
         dict
             Name -> path of each file written.
         """
-        from .plot import save_report
+        from .report import save_report
 
         return save_report(self, directory)
 
 
-def _fmt_bytes(n: float) -> str:
-    if math.isnan(n):
-        return "n/a"
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{n:.0f} B"
+def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy with list-valued cells joined by ``;`` (CSV holds no lists)."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype != object:
+            continue
+        values = out[col]
+        if values.map(lambda v: isinstance(v, list | tuple | np.ndarray)).any():
+            out[col] = values.map(
+                lambda v: (
+                    ";".join(map(str, v))
+                    if isinstance(v, list | tuple | np.ndarray)
+                    else v
+                )
+            )
+    return out
 
 
-def _findings(result: SweepResult) -> str:
+def _findings(result: SweepResult) -> list[Finding]:
     summary = result.summary
     ratios = result.ratios
     corr = result.correlations.set_index("dataset")
-    lines: list[str] = []
+    out: list[Finding] = []
     for dataset, s in summary.groupby("dataset", sort=False):
         first, last = s.iloc[0], s.iloc[-1]
         r = ratios[ratios.dataset == dataset].iloc[-1]
         lo, hi = int(first.branches), int(last.branches)
+        levels = len(s)
+        span = (
+            f"at {plural(lo, 'branch')}"
+            if levels == 1
+            else f"at every branch count ({lo} to {hi})"
+        )
+        nchunks = int(first.chunks)
         head = (
-            f"{dataset}: {int(first.chunks)} chunks of up to "
-            f"{int(first.events / max(first.chunks, 1)):,} events. "
+            f"{dataset}: {plural(nchunks, 'chunk')} of up to "
+            f"{int(first.events / max(nchunks, 1)):,} events. "
         )
         if first.bytesread_payload_total == 0 and last.bytesread_payload_total == 0:
-            lines.append(
-                head
-                + f"bytesread is {_fmt_bytes(first.bytesread_per_chunk)} per chunk at "
-                f"every branch count ({lo} to {hi}): it is all the fixed cost of "
-                "opening the file and reading the TTree metadata, and the baskets "
-                "of the branches read are embedded in that metadata, so reading more "
-                "branches reads nothing more (coffea#1472). Task nbytes grew "
-                f"x{r.task_nbytes_total:.2f} over the same range: it follows the "
-                "output, not the input."
+            growth = (
+                f" Task nbytes grew x{r.task_nbytes_total:.2f} from {lo} to {hi} "
+                "branches: it follows the output, not the input."
+                if levels > 1
+                else ""
+            )
+            out.append(
+                Finding(
+                    "fixed-cost",
+                    "info",
+                    head + f"bytesread is {format_bytes(first.bytesread_per_chunk)} "
+                    f"per chunk {span}: it is all the fixed cost of opening the file "
+                    "and reading the TTree metadata, and the baskets of the branches "
+                    "read are embedded in that metadata, so reading more branches "
+                    "reads nothing more (coffea#1472)." + growth,
+                )
             )
             continue
+        open_per_chunk = format_bytes(first.bytesread_open_total / max(nchunks, 1))
+        if levels > 1:
+            text = (
+                head + f"From {lo} to {hi} branches bytesread grew "
+                f"x{r.bytesread_total:.2f} ({format_bytes(first.bytesread_total)} to "
+                f"{format_bytes(last.bytesread_total)}), its payload (baskets) "
+                f"x{r.bytesread_payload_total:.2f}, while task nbytes grew "
+                f"x{r.task_nbytes_total:.2f} and the pickled output "
+                f"x{r.output_pickled_total:.2f}. The fixed per-chunk cost (file open "
+                f"+ TTree metadata) is {open_per_chunk} per chunk: "
+                f"{first.open_share:.0%} of bytesread at {plural(lo, 'branch')}, "
+                f"{last.open_share:.0%} at {hi}."
+            )
+        else:
+            text = (
+                head + f"At {plural(lo, 'branch')} bytesread is "
+                f"{format_bytes(first.bytesread_total)}; the fixed per-chunk cost "
+                f"(file open + TTree metadata) is {open_per_chunk} per chunk, "
+                f"{first.open_share:.0%} of it."
+            )
         c = corr.loc[dataset]
-        lines.append(
-            head
-            + f"from {lo} to {hi} branches bytesread grew x{r.bytesread_total:.2f} "
-            f"({_fmt_bytes(first.bytesread_total)} to "
-            f"{_fmt_bytes(last.bytesread_total)}), its payload (baskets) "
-            f"x{r.bytesread_payload_total:.2f}, while task nbytes grew "
-            f"x{r.task_nbytes_total:.2f} and the pickled output "
-            f"x{r.output_pickled_total:.2f}. The fixed per-chunk cost (file open + "
-            f"TTree metadata) is {_fmt_bytes(first.bytesread_open_total / first.chunks)}"
-            f" per chunk: {first.open_share:.0%} of bytesread at {lo} branch(es), "
-            f"{last.open_share:.0%} at {hi}. Over {int(c.chunks)} chunks, "
-            f"corr(bytesread, task nbytes) = {c.bytesread_vs_task_nbytes:.2f} and "
-            f"corr(bytesread, pickled output) = {c.bytesread_vs_pickled:.2f}. "
-            f"Chunk edges that cut baskets made each needed basket be read "
-            f"x{last.amplification:.2f} on average at {hi} branches."
+        if not (
+            math.isnan(c.bytesread_vs_task_nbytes) or math.isnan(c.bytesread_vs_pickled)
+        ):
+            text += (
+                f" Over its {plural(int(c.chunks), 'chunk')} ({nchunks} per branch "
+                f"count x {plural(levels, 'branch count')}), corr(bytesread, task "
+                f"nbytes) = {c.bytesread_vs_task_nbytes:.2f} and corr(bytesread, "
+                f"pickled output) = {c.bytesread_vs_pickled:.2f}."
+            )
+        # most of what is read is the fixed cost: larger chunks would read less
+        out.append(
+            Finding("scaling", "warning" if first.open_share > 0.5 else "info", text)
         )
+        amp = float(last.amplification)
+        if nchunks > 1 and math.isfinite(amp) and amp > 1.005:
+            out.append(
+                Finding(
+                    "amplification",
+                    "warning" if amp > 1.5 else "info",
+                    f"{dataset}: chunk edges cut baskets, so neighbouring chunks read "
+                    f"the same basket: each needed basket was read x{amp:.2f} on "
+                    f"average at {plural(hi, 'branch')}. Chunk edges on basket "
+                    "boundaries avoid it.",
+                )
+            )
     exact = int(summary["prediction_exact_chunks"].sum())
-    nchunks = int(summary["chunks"].sum())
+    total = int(summary["chunks"].sum())
     ratio = (summary.bytesread_total / summary.task_nbytes_total).agg(["min", "max"])
-    lines.append(
-        "What task nbytes measures: the scheduler's size of each chunk task's "
-        "result, which with coffea's default compression is the lz4-compressed "
-        "pickle of the processor's output plus coffea's metrics, i.e. the output "
-        "shipped, not the bytes read. Here bytesread was "
-        f"{ratio['min']:.0f} to {ratio['max']:.0f} times task nbytes; nbytes rises "
-        "with the branches only because this processor fills one histogram per "
-        "branch. It is no proxy for input size: use bytesread (or the "
-        "prediction from basket metadata) for that."
+    times = (
+        f"{ratio['min']:.0f}"
+        if round(ratio["min"]) == round(ratio["max"])
+        else f"{ratio['min']:.0f} to {ratio['max']:.0f}"
     )
-    lines.append(
-        f"bytesread predicted from the files' basket metadata matched the measured "
-        f"value to the byte on {exact} of {nchunks} chunks."
+    out.append(
+        Finding(
+            "task-nbytes",
+            "info",
+            "What task nbytes measures: the scheduler's size of each chunk task's "
+            "result, which with coffea's default compression is the lz4-compressed "
+            "pickle of the processor's output plus coffea's metrics, i.e. the output "
+            f"shipped, not the bytes read. Here bytesread was {times} times task "
+            "nbytes; nbytes rises with the branches only because this processor "
+            "fills one histogram per branch. It is no proxy for input size: use "
+            "bytesread (or the prediction from basket metadata) for that.",
+        )
     )
-    return "\n\n".join(lines)
+    out.append(
+        Finding(
+            "prediction",
+            "info" if exact == total else "warning",
+            "bytesread predicted from the files' basket metadata matched the "
+            f"measured value to the byte on {exact} of {plural(total, 'chunk')}.",
+        )
+    )
+    return out

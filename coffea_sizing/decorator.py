@@ -78,15 +78,14 @@ The chunk record holds (:data:`TRACKED_FIELDS`):
     resident memory at the start (a lower bound of what ``process()`` allocated), and
     whether another chunk ran in the same process at the same time (see
     :mod:`coffea_sizing.probe`).
-``process_output_pickled_bytes`` (int or None)
-    ``len(pickle.dumps(output))`` of what ``process()`` returned (only where the
-    record travels in the output: under :class:`~coffea_sizing.SizingDaskExecutor`
-    the executor's own ``output_pickled_bytes`` is the same figure and the output is
-    not pickled twice).
 
 Records that travel in the output also carry the chunk's identity (``dataset``,
-``filename``, ``treename``, ``entrystart``, ``entrystop``, ``entries``) and
-``bytesread`` (``bytesread_open + bytesread_payload``, coffea's figure for the chunk).
+``filename``, ``treename``, ``entrystart``, ``entrystop``, ``entries``),
+``bytesread`` (``bytesread_open + bytesread_payload``, coffea's figure for the chunk)
+and ``output_pickled_bytes`` (``len(pickle.dumps(output))`` of what ``process()``
+returned: the chunk field of the same name that
+:class:`~coffea_sizing.SizingDaskExecutor` fills itself, so the output is not pickled
+twice there).
 
 Where the records go
 --------------------
@@ -360,7 +359,7 @@ def _measure(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> An
     record = chunk.identity()
     record["bytesread"] = None
     record.update(chunk.finish(probe))  # the byte counter is read last
-    record["process_output_pickled_bytes"] = pickled
+    record["output_pickled_bytes"] = pickled
     if record["bytesread_open"] is not None and record["bytesread_payload"] is not None:
         record["bytesread"] = record["bytesread_open"] + record["bytesread_payload"]
     try:

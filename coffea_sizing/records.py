@@ -122,7 +122,6 @@ TRACKED_FIELDS: tuple[str, ...] = (
     "process_mem_peak_bytes",
     "process_mem_usage_bytes",
     "process_mem_shared",
-    "process_output_pickled_bytes",
 )
 
 #: The fields of a merge (tree-reduction task) record, in table order.
@@ -654,6 +653,10 @@ def chunk_table(report: Any) -> pd.DataFrame:
     pandas.DataFrame
         Columns :data:`CHUNK_FIELDS` first, in that order, then any extra fields the
         records carry. An empty report gives an empty table with those columns.
+        Records of ``@track_sizes`` under an executor other than
+        ``SizingDaskExecutor`` leave out the fields only that executor fills
+        (``key``, ``worker``, ``task_nbytes``, ``walltime``, ...; see the docs'
+        table of columns per executor).
 
     Raises
     ------
@@ -674,7 +677,41 @@ def chunk_table(report: Any) -> pd.DataFrame:
     >>> int(chunk_table(output).loc[0, "bytesread"])
     527
     """
-    return _table(_records_from(report, REPORT_KEY), CHUNK_FIELDS)
+    records = _records_from(report, REPORT_KEY)
+    table = _table(records, CHUNK_FIELDS)
+    if (
+        records
+        and all("process_walltime" in rec for rec in records)
+        and not any(name in rec for rec in records for name in _EXECUTOR_ONLY)
+    ):
+        # records of @track_sizes under another executor (Iterative, Futures, ...):
+        # the fields only SizingDaskExecutor fills are left out, not shown as None
+        table = table.drop(columns=[c for c in _EXECUTOR_ONLY if c in table.columns])
+    return table
+
+
+#: Chunk fields only :class:`~coffea_sizing.SizingDaskExecutor` fills (its task, its
+#: scheduler plugin); records of ``@track_sizes`` under any other executor have none
+#: of them, and :func:`chunk_table` leaves them out.
+_EXECUTOR_ONLY: tuple[str, ...] = (
+    "key",
+    "worker",
+    "worker_memory_limit",
+    "attempts",
+    "skipped",
+    "columns",
+    "processtime",
+    "walltime",
+    "cputime",
+    "output_compressed_bytes",
+    "task_nbytes",
+    "mem_peak_bytes",
+    "mem_usage_bytes",
+    "mem_shared",
+    "compute_start",
+    "compute_stop",
+    "sizing_overhead",
+)
 
 
 def merge_table(report: Any) -> pd.DataFrame:

@@ -100,9 +100,15 @@ numpydoc_xref_param_type = False  # types such as "int or mapping, optional" are
 numpydoc_attributes_as_param_list = True
 
 # -- myst-nb: executed pages and notebooks --------------------------------------------
-# "force": every executed page and notebook runs in every build; "off" or "cache" only
-# for quick local edits of the prose (COFFEA_SIZING_DOCS_EXECUTE=off).
-nb_execution_mode = os.environ.get("COFFEA_SIZING_DOCS_EXECUTE", "force")
+# "force": every executed page and notebook runs in every build (CI: a fresh clone).
+# With COFFEA_SIZING_DOCS_EXAMPLES=reuse (the examples' outputs of the previous build,
+# so the pages' inputs are unchanged) the default is "cache": jupyter-cache re-runs
+# only the pages whose code changed. COFFEA_SIZING_DOCS_EXECUTE=off|cache|force wins.
+_REUSE = os.environ.get("COFFEA_SIZING_DOCS_EXAMPLES", "run") == "reuse"
+nb_execution_mode = os.environ.get(
+    "COFFEA_SIZING_DOCS_EXECUTE", "cache" if _REUSE else "force"
+)
+nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True

@@ -43,6 +43,7 @@ from coffea_sizing.compare import (
     branch_sweep,
 )
 from coffea_sizing.datasets import default_fileset
+from coffea_sizing.tables import to_text
 
 #: Entries per chunk: the original study's 50 on the 200-event file, one chunk per
 #: basket (10,000 events) on the generated file.
@@ -64,13 +65,10 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def print_table(title: str, frame: pd.DataFrame) -> None:
+def print_table(title: str, frame: pd.DataFrame, *, ratio: bool = False) -> None:
     print(f"\n{title}")
     print("-" * len(title))
-    with pd.option_context(
-        "display.width", 200, "display.max_columns", 30, "display.precision", 3
-    ):
-        print(frame.to_string(index=False))
+    print(to_text(frame, ratio=ratio))  # units in the headers, numbers right-aligned
 
 
 def run(out: Path, scheduler: str | None = None) -> SweepResult:
@@ -108,11 +106,12 @@ def run(out: Path, scheduler: str | None = None) -> SweepResult:
     print_table(
         "Summary, one row per dataset and branch count", result.summary[SUMMARY_COLUMNS]
     )
-    print_table("Ratios to the first branch count", result.ratios)
-    print_table("Correlations over chunks", result.correlations)
+    print_table("Ratios to the first branch count", result.ratios, ratio=True)
+    print_table("Correlations over chunks, per dataset", result.correlations)
     print("\nFindings")
     print("--------")
-    print(result.findings)
+    for finding in result.findings:
+        print(f"[{finding.severity}] {finding.message}\n")
 
     out.mkdir(parents=True, exist_ok=True)
     paths = result.save(out)  # CSV tables, sweep.png, report.html

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import pickle
 import shutil
 import sys
 import time
@@ -73,6 +75,39 @@ def client(cluster: object) -> Iterator[object]:
 
     with Client(cluster) as cl:
         yield cl
+
+
+@pytest.fixture(scope="session")
+def sweep(
+    client: object,
+    ttbar_file: str,
+    generated_file: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> object:
+    """The branch sweep of the study (1, 2, 3, 5, 10 branches; ttbar in chunks of 50,
+    the generated file in chunks of 2,500), run once for the whole session: under
+    pytest-xdist the first process to need it runs it, the others read its pickle."""
+    from coffea_sizing.compare import branch_sweep
+
+    def run() -> object:
+        return branch_sweep(
+            {"ttbar": [ttbar_file], "generated": [generated_file]},
+            (1, 2, 3, 5, 10),
+            chunksize={"ttbar": 50, "generated": 2_500},
+            client=client,
+        )
+
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return run()
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / "sweep.pkl"
+    with FileLock(f"{shared}.lock"):
+        if shared.is_file():
+            return pickle.loads(shared.read_bytes())
+        result = run()
+        shared.write_bytes(pickle.dumps(result))
+        return result
 
 
 # Workers started as separate processes cannot import the tests: ship the test

@@ -19,16 +19,8 @@ from coffea_sizing.compare import (
     branch_sweep,
 )
 from coffea_sizing.datasets import make_nanoaod
-
-
-@pytest.fixture(scope="module")
-def sweep(client: Any, ttbar_file: str, generated_file: str) -> SweepResult:
-    return branch_sweep(
-        {"ttbar": [ttbar_file], "generated": [generated_file]},
-        (1, 2, 3, 5, 10),
-        chunksize={"ttbar": 50, "generated": 2_500},
-        client=client,
-    )
+from coffea_sizing.filesets import FilesetError
+from coffea_sizing.findings import Finding
 
 
 def test_processor_means_do_not_depend_on_chunking(
@@ -101,7 +93,9 @@ def test_two_regimes(sweep: SweepResult) -> None:
     corr = sweep.correlations.set_index("dataset")
     assert math.isnan(corr.loc["ttbar", "bytesread_vs_task_nbytes"])
     assert -1 <= corr.loc["generated", "bytesread_vs_task_nbytes"] <= 1
-    text = sweep.findings
+    assert all(isinstance(f, Finding) for f in sweep.findings)
+    assert {f.code for f in sweep.findings} >= {"fixed-cost", "scaling", "prediction"}
+    text = sweep.findings_text
     assert "embedded" in text
     assert "coffea#1472" in text
     assert "to the byte on" in text
@@ -109,12 +103,52 @@ def test_two_regimes(sweep: SweepResult) -> None:
 
 
 def test_bad_sweep_input(tmp_path: Path, ttbar_file: str) -> None:
+    """Bad input is one FilesetError line, from metadata, before any cluster."""
     with pytest.raises(ValueError, match="branch counts"):
         branch_sweep({"t": [ttbar_file]}, (0, 1))
-    with pytest.raises(FileNotFoundError, match=r"missing\.root"):
+    with pytest.raises(FilesetError, match=r"no such file: .*missing\.root"):
         branch_sweep({"t": [str(tmp_path / "missing.root")]})
-    with pytest.raises(KeyError, match="no tree 'Nope'"):
+    with pytest.raises(FilesetError, match=r"no tree 'Nope' \(it holds: Events\)"):
         branch_sweep({"t": [ttbar_file]}, treename="Nope")
+    text = tmp_path / "notes.root"
+    text.write_text("not a ROOT file at all")
+    with pytest.raises(FilesetError, match=r"notes\.root: not a ROOT file"):
+        branch_sweep({"t": [str(text)]})
+    with pytest.raises(FilesetError, match="'files' entry"):
+        branch_sweep({"t": {"paths": [ttbar_file]}})
+
+
+def test_sweep_takes_every_coffea_fileset_form(
+    client: Any, ttbar_file: str, tmp_path: Path
+) -> None:
+    """coffea's forms: {"files": {path: tree}}, per-dataset treename, metadata, JSON."""
+    import json
+
+    forms = [
+        {"d": {"files": {ttbar_file: "Events"}}},
+        {"d": {"files": [ttbar_file], "treename": "Events", "metadata": {"xs": 1.0}}},
+    ]
+    path = tmp_path / "fileset.json"
+    path.write_text(json.dumps({"d": {"files": {ttbar_file: "Events"}}}))
+    forms.append(str(path))  # type: ignore[arg-type]
+    sizes = set()
+    for fileset in forms:
+        # treename=None: the fileset itself names the tree
+        res = branch_sweep(fileset, (1,), chunksize=200, client=client, treename=None)
+        assert list(res.summary.dataset) == ["d"]
+        sizes.add(int(res.summary.bytesread_total.iloc[0]))
+    assert len(sizes) == 1  # the same file read the same way
+
+
+def test_findings_words_for_one_chunk(client: Any, generated_file: str) -> None:
+    """One chunk, one branch count: no "1 chunks", "branch(es)", "x1.00"."""
+    res = branch_sweep({"g": [generated_file]}, (2,), chunksize=20_000, client=client)
+    text = res.findings_text
+    assert "g: 1 chunk of up to 20,000 events" in text
+    assert "1 chunks" not in text
+    assert "(es)" not in text
+    assert "amplification" not in {f.code for f in res.findings}
+    assert "x1.00" not in text
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +165,8 @@ def no_muons(tmp_path_factory: pytest.TempPathFactory, ttbar_file: str) -> str:
         (["sweep", "/no/such/file.root"], "no such file: /no/such/file.root"),
         (["sweep", "--branches", "1,12"], "branch counts from 1 to 10"),
         (["sweep", "--branches", "2,2"], "repeat"),
+        (["chunks", "--branches", "11"], "expected a branch count from 1 to 10"),
+        (["chunks", "--fileset", "/no/such.json"], "cannot read the fileset"),
     ],
 )
 def test_cli_sweep_bad_arguments(

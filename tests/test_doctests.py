@@ -14,8 +14,9 @@ import coffea_sizing
 MODULES = sorted(
     m.name
     for m in pkgutil.iter_modules(coffea_sizing.__path__, prefix="coffea_sizing.")
-    # plot's examples draw a sweep result; tests/test_plot.py runs them with one
-    if not m.name.endswith(("_version", ".plot"))
+    # plot's and report's examples draw a sweep result; tests/test_plot.py runs
+    # them with one
+    if not m.name.endswith(("_version", ".plot", ".report"))
 )
 
 

@@ -29,15 +29,11 @@ import pandas as pd
 import pytest
 
 from coffea_sizing import plot as plot_module
-from coffea_sizing.compare import SweepResult, branch_sweep
-from coffea_sizing.plot import (
-    FIGURE_DPI,
-    MAX_HTML_CHUNK_ROWS,
-    PANEL_TITLES,
-    render_html,
-    save_report,
-    sweep_figure,
-)
+from coffea_sizing import report as report_module
+from coffea_sizing.compare import SweepResult
+from coffea_sizing.plot import FIGURE_DPI, PANEL_TITLES, PANELS, sweep_figure
+from coffea_sizing.report import MAX_HTML_CHUNK_ROWS, render_html, save_report
+from coffea_sizing.tables import SUMMARY_COLUMNS, column_format
 
 BRANCH_COUNTS = (1, 2, 3, 5, 10)
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,16 +42,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # CSS uses neither, so these pixels in a screenshot come from the rendered image.
 TAB_BLUE = np.array([31, 119, 180])
 TAB_ORANGE = np.array([255, 127, 14])
-
-
-@pytest.fixture(scope="module")
-def sweep(client: Any, ttbar_file: str, generated_file: str) -> SweepResult:
-    return branch_sweep(
-        {"ttbar": [ttbar_file], "generated": [generated_file]},
-        BRANCH_COUNTS,
-        chunksize={"ttbar": 50, "*": 2_500},
-        client=client,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +125,8 @@ def _axes_with_data(fig: Any) -> list[Any]:
 # ============================================================== no cluster needed
 def test_import_loads_no_matplotlib() -> None:
     code = (
-        "import sys, coffea_sizing.plot, coffea_sizing.compare; "
+        "import sys, coffea_sizing.plot, coffea_sizing.compare, "
+        "coffea_sizing.report; "
         "print(sorted(m for m in sys.modules if m.startswith('matplotlib')))"
     )
     out = subprocess.run(
@@ -319,7 +306,8 @@ def test_csv_files_agree_with_the_result(sweep: SweepResult, report: Any) -> Non
         ratios, sweep.ratios.reset_index(drop=True), check_dtype=False
     )
     correlations = pd.read_csv(report["correlations"])
-    assert list(correlations.dataset) == ["ttbar", "generated", "all"]
+    # per dataset only: a correlation pooled over unrelated files means nothing
+    assert list(correlations.dataset) == ["ttbar", "generated"]
     merges = pd.read_csv(report["merges"])
     assert len(merges) == len(sweep.merges) > 0
     runs = pd.read_csv(report["runs"])
@@ -347,11 +335,13 @@ def test_html_report(sweep: SweepResult, report: Any) -> None:
     assert parsed.links == []  # self-contained
     assert "http://" not in page
     assert "https://" not in page
-    # the findings, paragraph by paragraph, escaped
-    paragraphs = sweep.findings.split("\n\n")
-    assert len(paragraphs) >= 3
-    for paragraph in paragraphs:
-        assert f"<p>{html.escape(paragraph.strip())}</p>" in page
+    # the findings, one paragraph each, escaped, with their severity
+    findings = sweep.findings
+    assert len(findings) >= 3
+    text = html.unescape(page)
+    for finding in findings:
+        assert f'data-code="{finding.code}"><span class="severity">' in page
+        assert finding.message in text
     # the figure: the same PNG as sweep.png, of the figure's size
     assert len(parsed.images) == 1
     img = parsed.images[0]
@@ -363,18 +353,34 @@ def test_html_report(sweep: SweepResult, report: Any) -> None:
     decoded = mpimg.imread(io.BytesIO(png), format="png")
     assert decoded.shape[:2] == (900, 1400)
     assert (img["width"], img["height"]) == ("1400", "900")
-    # the tables: summary, ratios, correlations, chunks
-    summary, ratios, correlations, chunks = parsed.tables
-    assert len(summary) == 1 + len(sweep.summary)
-    assert summary[0] == list(sweep.summary.columns)
+    # the tables: summary (short, then all columns behind a click), ratios,
+    # correlations, chunks (short, then all columns)
+    summary_short, summary, ratios, correlations, chunks_short, chunks = parsed.tables
+    assert page.count("<details>") == 2
+    assert len(summary) == len(summary_short) == 1 + len(sweep.summary)
+    headers = [column_format(c, sweep.summary[c]).header for c in sweep.summary.columns]
+    assert summary[0] == headers
+    assert summary_short[0] == [
+        column_format(c, sweep.summary[c]).header for c in SUMMARY_COLUMNS
+    ]
+    assert len(summary_short[0]) <= 12  # fits 1400 px
+    # units in the headers, numbers formatted in that unit
     first = dict(zip(summary[0], summary[1], strict=True))
     assert first["dataset"] == "ttbar"
-    assert first["bytesread_total"] == f"{int(sweep.summary.bytesread_total[0]):,}"
+    assert first["bytesread_total (MB)"] == (
+        f"{sweep.summary.bytesread_total[0] / 1e6:,.2f}"
+    )
+    assert first["open_share (%)"] == "100.0%"
+    assert any(h.endswith("(kB)") for h in summary[0])
     assert len(ratios) == 1 + len(sweep.ratios)
     assert "n/a" in {row[3] for row in ratios[1:]}  # ttbar's payload ratio
-    assert len(correlations) == 1 + 3
-    assert len(chunks) == 1 + len(sweep.chunks)
+    assert len(correlations) == 1 + 2
+    assert len(chunks) == len(chunks_short) == 1 + len(sweep.chunks)
+    assert "walltime (ms)" in chunks_short[0] or "walltime (s)" in chunks_short[0]
     assert f"All {len(sweep.chunks)} chunks" in page
+    # numbers are right-aligned, text left-aligned
+    assert 'class="data row0 col0 text"' in page
+    assert re.search(r'class="data row0 col\d+ num"', page)
     # glossary, date, versions
     assert "What each column means" in page
     assert "<dt>task_nbytes_total</dt>" in page
@@ -390,8 +396,8 @@ def test_html_report(sweep: SweepResult, report: Any) -> None:
 def test_html_truncates_the_chunk_table(sweep: SweepResult, report: Any) -> None:
     png = report["figure"].read_bytes()
     page = render_html(sweep, png=png, max_chunk_rows=7)
-    chunks = _parse(page).tables[-1]
-    assert len(chunks) == 1 + 7
+    tables = _parse(page).tables
+    assert len(tables[-1]) == len(tables[-2]) == 1 + 7
     n = len(sweep.chunks)
     assert f"The first 7 of {n} chunks are shown" in page
     assert MAX_HTML_CHUNK_ROWS == 500
@@ -418,13 +424,28 @@ def test_html_escapes_text(sweep: SweepResult, report: Any) -> None:
 
 @pytest.mark.slow
 def test_docstring_examples(sweep: SweepResult) -> None:
-    result = doctest.testmod(
-        plot_module,
-        extraglobs={"result": sweep},
-        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
-    )
-    assert result.attempted >= 8
-    assert result.failed == 0
+    for module, least in ((plot_module, 20), (report_module, 6)):
+        result = doctest.testmod(
+            module,
+            extraglobs={"result": sweep},
+            optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+        )
+        assert result.attempted >= least
+        assert result.failed == 0
+
+
+@pytest.mark.slow
+def test_panels_draw_on_a_given_axis(sweep: SweepResult) -> None:
+    """Each panel function draws on the axis it is given, in any figure."""
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    axes = fig.subplots(1, len(PANELS))
+    for ax, panel, title in zip(axes, PANELS, PANEL_TITLES, strict=True):
+        panel(sweep, ax)
+        assert ax.get_title(loc="left").startswith(title)
+        assert ax.get_xlabel() == "branches read" or "per chunk" in ax.get_xlabel()
+    assert len(_axes_with_data(fig)) == len(PANELS)
 
 
 @pytest.mark.slow
@@ -432,7 +453,7 @@ def test_sweep_result_methods(sweep: SweepResult, tmp_path: Path) -> None:
     fig = sweep.plot()
     assert len(fig.axes) == 6
     paths = sweep.save(tmp_path / "via-save")
-    assert paths["html"].read_text(encoding="utf-8").count("<table>") == 4
+    assert paths["html"].read_text(encoding="utf-8").count("<table ") == 6
 
 
 # ============================================================== a real browser
@@ -474,7 +495,7 @@ def test_report_renders_in_chromium(report: Any, tmp_path: Path) -> None:
     assert len(parsed.images) == 1
     assert parsed.images[0]["id"] == "sweep-figure"
     assert str(parsed.images[0]["src"]).startswith("data:image/png;base64,")
-    assert len(parsed.tables) == 4
+    assert len(parsed.tables) == 6
 
     # what the browser painted
     shot = tmp_path / "shot.png"
