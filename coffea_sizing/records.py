@@ -179,8 +179,9 @@ FIELD_DOCS: dict[str, str] = {
     ),
     "mem_peak_bytes": (
         "the worker process's peak resident memory during the chunk (the kernel's "
-        "`VmHWM`, reset at the chunk's start): exact with one thread per worker, "
-        "mixed with the chunks beside it otherwise (`mem_shared`)"
+        "`VmHWM`, reset at the chunk's start): the process's real peak with one "
+        "thread per worker, mixed with the chunks beside it with several "
+        "(`mem_shared`)"
     ),
     "mem_usage_bytes": (
         "how far that peak rose above the resident memory at the chunk's start: a "
@@ -699,6 +700,7 @@ _EXECUTOR_ONLY: tuple[str, ...] = (
     "worker_memory_limit",
     "attempts",
     "skipped",
+    "error",
     "columns",
     "processtime",
     "walltime",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .findings import format_bytes
+from .records import FIELD_DOCS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -379,7 +380,9 @@ def styled(
     return styler
 
 
-#: What each column means (the report's glossary and the terminal's legend).
+#: What each column means (the report's glossary and the terminal's legend): the
+#: columns of the summary tables here, the record fields from
+#: :data:`coffea_sizing.records.FIELD_DOCS` (written once, next to the field lists).
 MEANINGS: dict[str, str] = {
     "dataset": "Dataset name (key of the fileset); 'all' pools every dataset.",
     "branches": "Branch count of the run: the processor read the first N of the "
@@ -431,40 +434,11 @@ MEANINGS: dict[str, str] = {
     "pickled output size.",
     "levels_bytesread_vs_task_nbytes": "Pearson correlation over branch counts of "
     "the per-level totals.",
-    "filename": "File the chunk read (base name here; full path in chunks.csv).",
-    "treename": "Tree the chunk read.",
-    "entrystart": "First entry of the chunk.",
-    "entrystop": "One past the last entry of the chunk.",
-    "entries": "Number of entries (events) in the chunk.",
-    "key": "The chunk's Dask task key.",
-    "worker_memory_limit": "The worker's memory_limit as the scheduler knows it.",
-    "skipped": "True when coffea skipped the chunk (skipbadfiles).",
-    "bytesread": "Bytes read by the chunk.",
-    "bytesread_open": "Chunk's bytes read while opening the file and the TTree.",
-    "bytesread_payload": "Chunk's bytes read from baskets.",
-    "columns_read": "Branches process() touched (decorator).",
-    "column_bytes": "Basket bytes per branch (decorator).",
     "predicted_bytesread": "Chunk's bytes read predicted from basket metadata.",
     "predicted_open_bytes": "Chunk's predicted cost of opening.",
     "predicted_payload_bytes": "Chunk's predicted basket bytes.",
-    "processtime": "coffea's process() time.",
-    "cputime": "CPU time of the task's thread.",
-    "output_pickled_bytes": "Pickled size of the chunk's output.",
-    "output_compressed_bytes": "Compressed size of the chunk's output.",
-    "task_nbytes": "The scheduler's nbytes of the chunk task's result.",
-    "mem_peak_bytes": "Peak resident memory of the worker process while "
-    "processing the chunk.",
-    "mem_usage_bytes": "How far that peak rose above the memory at the chunk's start.",
-    "mem_shared": "Another chunk ran in the same process at the same time.",
-    "walltime": "Wall time of the chunk task.",
-    "compute_start": "Start of the task's compute window (scheduler).",
-    "compute_stop": "End of the task's compute window (scheduler).",
-    "sizing_overhead": "Time the executor's measuring took in the task.",
-    "process_walltime": "Wall time of process() (decorator).",
-    "process_cputime": "CPU time of process() (decorator).",
-    "process_mem_peak_bytes": "Peak memory during process() (decorator).",
-    "process_mem_usage_bytes": "Rise of memory during process() (decorator).",
-    "process_mem_shared": "Another chunk ran during process() (decorator).",
-    "worker": "Dask worker that ran the chunk.",
-    "attempts": "How many times the chunk was run (more than 1 after a retry).",
 }
+for _name, _text in FIELD_DOCS.items():
+    if _name not in MEANINGS:  # a record field: its one meaning, as a sentence
+        _plain = _text.replace("`", "")
+        MEANINGS[_name] = _plain[:1].upper() + _plain[1:] + "."

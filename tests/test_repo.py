@@ -34,3 +34,18 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
         if line.strip() and not line.lstrip().startswith("#")
     ]
     assert ci_lines[-1] == test_command
+
+
+def test_readme_field_table_is_the_one_in_records() -> None:
+    """The README's table of chunk fields is made from ``FIELD_DOCS`` (one place)."""
+    from coffea_sizing.records import CHUNK_FIELDS, FIELD_DOCS, fields_markdown
+
+    text = (ROOT / "README.md").read_text()
+    block = re.search(
+        r"<!-- fields: [^\n]*-->\n(.*?)\n<!-- fields: end -->", text, re.DOTALL
+    )
+    assert block, "README has no generated field table"
+    assert block.group(1) == fields_markdown(CHUNK_FIELDS), (
+        "README's field table is stale: paste fields_markdown(CHUNK_FIELDS) in"
+    )
+    assert all(FIELD_DOCS.get(name) for name in CHUNK_FIELDS)
