@@ -1,126 +1,28 @@
 """``@track_sizes``: what each chunk cost, measured inside ``process()``, any executor.
 
-Decorate the ``process`` method, or the whole processor class; then run the processor
-with the executor you already use (``IterativeExecutor``, ``FuturesExecutor``,
-``DaskExecutor`` or :class:`~coffea_sizing.SizingDaskExecutor`):
+Covers the decorator (on ``process`` or on a processor class), the fields it measures
+(:data:`TRACKED_FIELDS`: ``bytesread`` split into opening and payload, bytes per
+column, time and memory of ``process()``) and where its records go: into the chunk's
+record under :class:`~coffea_sizing.SizingDaskExecutor`, else into the output under
+:data:`OUTPUT_KEY`, which :func:`split_records` and
+:func:`~coffea_sizing.chunk_table` read back and ``postprocess`` never sees.
+Does not know file formats (bytes per column come from :mod:`coffea_sizing.layout`)
+or measure memory itself (:mod:`coffea_sizing.probe`). The manual, with the fields'
+definitions, the columns each executor fills and the caveats (coffea 2025.11, outputs
+that are not mappings, lazy arrays in an output), is ``docs/guide/decorator.md``.
 
-.. code-block:: python
-
-    from coffea_sizing import chunk_table, split_records, track_sizes
-
-
-    class MyProcessor(processor.ProcessorABC):
-        @track_sizes
-        def process(self, events): ...
-
-        def postprocess(self, accumulator):  # sees your own output only
-            return accumulator
-
-
-    @track_sizes
-    class OtherProcessor(processor.ProcessorABC): ...
-
-
-    # or a class you import, decorated at run time (a subclass: the original
-    # class is not modified)
-    proc = track_sizes(ImportedProcessor)(...)
-
-    out = runner(fileset, treename="Events", processor_instance=MyProcessor())
-    df = chunk_table(out)  # one row per chunk
-    out, records = split_records(out)  # your output, and the list of records
-
-What is measured
-----------------
-Every chunk that coffea processes opens its file afresh, and coffea's ``bytesread``
-for the chunk is ``num_requested_bytes`` of that file's uproot source when
-``process()`` has returned. The decorator reads the same counter (coffea >= 2025.12
-hands ``process()`` the file through ``events.attrs["@events_factory"].file_handle``)
-when ``process()`` starts and when it ends, which splits that figure in two:
-
-``bytesread_open``
-    Bytes already requested when ``process()`` starts: the file's header and key
-    list, the ``TTree`` object (with every *embedded* basket) and any ``preload``;
-    for an RNTuple, its anchor, header, footer and page lists.
-``bytesread_payload``
-    Bytes requested while ``process()`` ran: the free-standing baskets of the
-    branches it materialised, each basket that overlaps the chunk, in full (for an
-    RNTuple, every page of the fields' columns in the clusters the chunk touches).
-
-so that ``bytesread_open + bytesread_payload`` is, to the byte, the chunk's coffea
-``bytesread``. The payload grows with the branches read. In the real CMS test file
-(``nanoAOD_2015_CMS_Open_Data_ttbar.root``) ROOT never flushed the baskets: they are
-embedded in the ``TTree`` object, so opening the tree reads them all and every chunk
-costs ``bytesread_open = 336,624`` bytes and ``bytesread_payload = 0``, whatever it
-reads (the only free baskets are those of ``LHEPdfWeight``, entries 0-151). Use a file
-with real baskets (:func:`coffea_sizing.datasets.make_nanoaod`) to see payloads.
-
-The chunk record holds (:data:`TRACKED_FIELDS`):
-
-``bytesread_open``, ``bytesread_payload`` (int or None)
-    As above; None where the file cannot be reached (see *Older coffea*).
-``columns_read`` (list of str or None)
-    The branches materialised during ``process()`` (the factory's ``access_log``),
-    sorted.
-``column_bytes`` (dict or None)
-    ``{branch: bytes}``: for each branch read, the compressed bytes of its free
-    baskets that overlap the chunk (``fBasketBytes`` in the ``TTree`` metadata, the
-    basket's key header included; 0 for embedded or preloaded baskets); for each
-    RNTuple field, the bytes of its pages that uproot reads for the chunk (a column
-    two fields share counted for the first, in sorted order; see
-    :mod:`coffea_sizing.layout`). Computed from the metadata already in memory, so
-    it issues no read of its own. On an
-    ordinary file the values sum to ``bytesread_payload``; they would not if a
-    branch were read twice in one chunk (uproot's array cache normally prevents it).
-``process_walltime``, ``process_cputime`` (float)
-    Seconds of wall-clock and thread CPU time in ``process()``.
-``process_mem_peak_bytes``, ``process_mem_usage_bytes``, ``process_mem_shared``
-    Peak resident memory of the process during ``process()``, its rise above the
-    resident memory at the start (a lower bound of what ``process()`` allocated), and
-    whether another chunk ran in the same process at the same time (see
-    :mod:`coffea_sizing.probe`).
-
-Records that travel in the output also carry the chunk's identity (``dataset``,
-``filename``, ``treename``, ``entrystart``, ``entrystop``, ``entries``),
-``bytesread`` (``bytesread_open + bytesread_payload``, coffea's figure for the chunk)
-and ``output_pickled_bytes`` (``len(pickle.dumps(output))`` of what ``process()``
-returned: the chunk field of the same name that
-:class:`~coffea_sizing.SizingDaskExecutor` fills itself, so the output is not pickled
-twice there).
-
-Where the records go
---------------------
-* Under :class:`~coffea_sizing.SizingDaskExecutor` (``savemetrics=True``) the fields
-  are added to the chunk's own record in ``report["sizing"]`` (one row per chunk) and
-  the processor's output is left untouched.
-* Under any other executor, a mapping output carries them under the reserved key
-  :data:`OUTPUT_KEY` (``"@coffea_sizing"``): a list holding one record. coffea adds
-  lists by concatenation when it accumulates the chunks' outputs, so the final output
-  holds one record per chunk. :func:`coffea_sizing.chunk_table` reads them from the
-  output (or from ``(output, report)``), and :func:`split_records` separates them
-  from your output. The processor's ``postprocess`` is wrapped so that it sees your
-  output without the key; the records are put back on what it returns.
-* An output that is not a mutable mapping (a number, a ``hist.Hist``) cannot carry
-  them: the records are dropped with one :class:`~coffea_sizing.SizingWarning` and
-  the output is returned unchanged.
-
-Calling a decorated ``process()`` directly (outside coffea's ``Runner``) adds the key
-to its output too.
-
-Older coffea
-------------
-coffea 2025.11 gives ``process()`` no handle on the input file: ``bytesread_open``,
-``bytesread_payload`` and ``bytesread`` are then None, with one
-:class:`~coffea_sizing.SizingWarning` per process; everything else is recorded.
-
-Notes
------
-Where the record travels in the output, the output is pickled once per chunk to size
-it, *before* the byte counter is read for the last time. If the output holds lazy
-(virtual) arrays of the chunk, pickling materialises them: those reads are then part
-of ``bytesread_payload`` and ``columns_read``, and, since they now happen before
-coffea reads the counter, of coffea's ``bytesread`` too (without the decorator they
-happen later, when the executor ships the output, and coffea does not count them).
-The invariant holds either way; return materialised arrays to avoid the difference.
+Examples
+--------
+>>> from coffea import processor
+>>> from coffea_sizing import track_sizes
+>>> class MyProcessor(processor.ProcessorABC):
+...     @track_sizes
+...     def process(self, events):
+...         return {"n": len(events)}
+...     def postprocess(self, accumulator):
+...         return accumulator
+>>> MyProcessor().process.__name__
+'process'
 """
 
 from __future__ import annotations

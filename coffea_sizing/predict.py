@@ -1,54 +1,12 @@
 """Predict, from a ROOT file's metadata alone, the bytes coffea reads per chunk.
 
-coffea's ``Runner`` (``savemetrics=True``) reports as ``bytesread`` the number of
-bytes that uproot *requested* from the file while processing the chunks:
-``file.file.source.num_requested_bytes`` of a file object that
-``Runner._work_function`` opens afresh for every chunk. That number is fully
-determined by the file's metadata:
-
-.. code-block:: text
-
-    bytesread(chunk) = open_bytes + payload_bytes(chunk)
-
-    open_bytes      = file_open_bytes + tree_bytes          (same for every chunk)
-    file_open_bytes = begin_chunk_size (403) + fNbytesKeys + 8
-                      (the file header, then the root directory's TKey list)
-    tree_bytes      = fNbytes - fKeylen of the tree's TKey
-                      (the TTree object, with every embedded TBasket; its TKey
-                      header was already read with the directory's key list)
-    payload_bytes   = sum, over every branch read and every *free* TBasket
-                      that uproot selects for [entrystart, entrystop), of
-                      fBasketBytes (the basket's TKey header included)
-
-(The first two hold for ordinary files, NanoAOD included; a larger
-``begin_chunk_size`` that already holds the keys, or a tree whose classes need
-the streamer info, change them, which is why they are measured, not computed.)
-
-uproot selects basket ``i`` (entries ``[s_i, e_i)``) for the range ``[a, b)`` if
-``a < e_i and (s_i < b or a == b == s_i)``: every basket that overlaps the chunk,
-each one in full (no neighbouring basket, no read-ahead, no coalescing), and, for
-an *empty* range ``a == b < num_entries``, the basket holding entry ``a``.
-Embedded baskets cost nothing: they came with the ``TTree``. Opening the tree reads
-neither the streamer info nor any basket, and neither does building coffea's
-NanoEvents (the schema is made from the ``TTree`` metadata alone).
-
-This module computes ``open_bytes`` by doing exactly what coffea does to get the
-tree: it opens the file with a fresh source, reads the tree object and its branch
-types, and takes ``num_requested_bytes`` (a metadata read; cached per file and tree
-in the process). The payload comes from the ``TBranch`` metadata (``fBasketBytes``,
-``fBasketEntry``, ``fBasketSeek``, the embedded baskets); no basket is read.
-
-Which branches does a processor read? The ones it materialises, which coffea lists
-in ``metrics["columns"]`` (``"nJet-offsets"``, ``"Jet_pt-data"``; both spellings
-are accepted here). With ``NanoAODSchema``, reading ``events.Jet.pt`` reads
-``Jet_pt`` *and* its counter ``nJet`` (``with_counters=True`` adds counters).
-
-RNTuple files are predicted the same way, to the byte: ``tree_bytes`` is then the
-anchor, header, footer and page lists, and a field costs the pages of its columns
-in every cluster the chunk touches (a chunk ending on a cluster edge reads the next
-cluster too); the ``baskets`` counts are page requests. The rules for both formats
-live in :mod:`coffea_sizing.layout`. Parquet files are refused: coffea reports no
-``bytesread`` for them.
+Covers coffea's ``bytesread`` of every chunk of a ``TTree`` or an RNTuple, to the
+byte (:func:`predict_bytesread`), its parts (:func:`open_cost`,
+:func:`predict_branch_bytes`), the re-reads of baskets that chunk edges cut
+(:func:`amplification`) and coffea's own chunking (:func:`coffea_chunks`). No basket
+or page is read. Does not hold the per-format rules (:mod:`coffea_sizing.layout`) or
+measure anything (:mod:`coffea_sizing.probe`, the decorator). The rule, why it is
+exact and its limits are in ``docs/guide/predict.md``.
 """
 
 from __future__ import annotations
