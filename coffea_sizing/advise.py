@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .findings import Finding, format_bytes, format_seconds, plural
-from .records import REPORT_MERGES_KEY, chunk_table, merge_table
+from .records import CHUNK_FIELDS, REPORT_MERGES_KEY, chunk_table, merge_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -294,6 +294,13 @@ def _load(source: Any) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
             if isinstance(report, Mapping) and REPORT_MERGES_KEY in report
             else merge_table([])
         )
+    # every field present (chunk_table leaves out those only SizingDaskExecutor
+    # fills when the records come from @track_sizes under another executor)
+    for name in CHUNK_FIELDS:
+        if name not in chunks:
+            chunks[name] = None
+    if chunks["columns"].isna().all() and "columns_read" in chunks:
+        chunks["columns"] = chunks["columns_read"]
     if chunks.empty:
         raise AdviceError(
             "the report holds no chunk records (an empty fileset, or a run with "

@@ -1,13 +1,13 @@
-"""The scheduler plugin in one process (distributed's ``gen_cluster``): handlers,
-streaming, what it holds, clients that leave."""
+"""The scheduler plugin in one process: handlers, streaming, what it holds, clients
+that leave. The scheduler object is asserted on directly (``processes=False``)."""
 
 from __future__ import annotations
 
-import asyncio
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from distributed.utils_test import gen_cluster as _gen_cluster
 
 from coffea_sizing.plugin import (
     META_KEY,
@@ -19,18 +19,23 @@ from coffea_sizing.plugin import (
 )
 from coffea_sizing.records import pack_record, unpack_record
 
-# Not marked ``executor``: distributed 2025.3's gen_cluster cannot share a process
-# with the session's clusters (another event loop), and this is distributed's API,
-# not coffea's, so the newest-coffea session is where these run.
 
+@pytest.fixture(scope="module")
+def inproc() -> Iterator[tuple[Any, Any]]:
+    """A cluster in this process (threads), its client, the plugin registered."""
+    from distributed import Client, LocalCluster
 
-def gen_cluster(**kwargs: Any) -> Any:
-    """distributed's ``gen_cluster``, without its leak checks: the session's other
-    clusters (conftest) are not this test's leaks."""
-    return _gen_cluster(
-        clean_kwargs={"processes": False, "threads": False, "instances": False},
-        **kwargs,
-    )
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=False,
+            dashboard_address=":0",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.register_plugin(SizingSchedulerPlugin(), name=SizingSchedulerPlugin.name)
+        yield cluster, client
 
 
 def _leave_record(value: int) -> int:
@@ -47,107 +52,124 @@ def _fail(value: int) -> int:
     raise ZeroDivisionError(f"bad chunk {value}")
 
 
-async def _open(c: Any, s: Any, run_id: str) -> list[Any]:
-    await c.register_plugin(SizingSchedulerPlugin(), name=SizingSchedulerPlugin.name)
+def _until(condition: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def _open(client: Any, run_id: str) -> list[Any]:
     got: list[Any] = []
-    c.subscribe_topic(TOPIC, got.append)
-    answer = await c.scheduler.coffea_sizing_begin(run_id=run_id, client=c.id)
+    client.subscribe_topic(TOPIC, got.append)
+    answer = client.sync(
+        client.scheduler.coffea_sizing_begin, run_id=run_id, client=client.id
+    )
     assert answer["layout"] > 0
     return got
 
 
-@gen_cluster(client=True, nthreads=[("127.0.0.1", 1)] * 2)
-async def test_records_stream_as_tasks_finish_and_nothing_stays(
-    c: Any, s: Any, a: Any, b: Any
+def test_records_stream_as_tasks_finish_and_nothing_stays(
+    inproc: tuple[Any, Any],
 ) -> None:
+    cluster, client = inproc
+    scheduler = cluster.scheduler
+    plugin = scheduler.plugins[SizingSchedulerPlugin.name]
     run_id = "a1b2c3d4e5f6"
-    got = await _open(c, s, run_id)
-    plugin = s.plugins[SizingSchedulerPlugin.name]
+    got = _open(client, run_id)
     keys = [chunk_key(run_id, i) for i in range(30)]
-    futures = c.map(_leave_record, range(30), key=keys)
-    await c.gather(futures)
-    while len(got) < 30:
-        await asyncio.sleep(0.01)
+    futures = client.map(_leave_record, range(30), key=keys)
+    client.gather(futures)
+    _until(lambda: len(got) == 30)
     items = {item["key"]: item for _, item in got}
     assert set(items) == set(keys)
+    workers = set(scheduler.workers)
     for i, key in enumerate(keys):
         item = items[key]
         assert item["run"] == run_id
         assert unpack_record(item["record"]) == {"bytesread": i}
         assert item["task_nbytes"] > 0
-        assert item["worker"] in (a.address, b.address)
+        assert item["worker"] in workers
         assert item["worker_memory_limit"] is None or item["worker_memory_limit"] > 0
         assert item["attempts"] == 1
         assert item["compute_stop"] >= item["compute_start"]
         # the scheduler's TaskState kept nothing of the record
-        assert META_KEY not in (s.tasks[key].metadata or {})
+        assert META_KEY not in (scheduler.tasks[key].metadata or {})
     # what the plugin held was the tasks in flight, never the 30 done
     assert plugin.state()["held"] == 0
-    assert plugin.runs[run_id].peak <= 2 * 2 + 2
-    info = await c.scheduler.coffea_sizing_end(run_id=run_id)
+    info = client.sync(client.scheduler.coffea_sizing_end, run_id=run_id)
     assert info["open_runs"] == 0
     assert info["sent"] == 30
-    assert 1 <= info["peak"] <= 6
+    assert 1 <= info["peak"] <= 6  # 2 threads (and a task queued for each)
     assert plugin.runs == {}
+    del futures
 
 
-@gen_cluster(client=True, nthreads=[("127.0.0.1", 1)])
-async def test_an_erred_task_is_sent_with_its_exception(c: Any, s: Any, a: Any) -> None:
+def test_an_erred_task_is_sent_with_its_exception(inproc: tuple[Any, Any]) -> None:
+    cluster, client = inproc
     run_id = "0123456789ab"
-    got = await _open(c, s, run_id)
-    future = c.submit(_fail, 7, key=chunk_key(run_id, 0), retries=1)
+    got = _open(client, run_id)
+    future = client.submit(_fail, 7, key=chunk_key(run_id, 0), retries=1)
     with pytest.raises(ZeroDivisionError):
-        await future
-    while not got:
-        await asyncio.sleep(0.01)
+        future.result()
+    _until(lambda: bool(got))
     (_, item), *_ = got
     assert item["key"] == chunk_key(run_id, 0)
     assert "bad chunk 7" in item["error"]
     assert item["attempts"] == 2  # the retry counted
-    assert item["worker"] == a.address
-    await c.scheduler.coffea_sizing_end(run_id=run_id)
+    assert item["worker"] in cluster.scheduler.workers
+    client.sync(client.scheduler.coffea_sizing_end, run_id=run_id)
+    del future
 
 
-@gen_cluster(client=True, nthreads=[("127.0.0.1", 1)])
-async def test_runs_of_a_client_that_leaves_are_dropped(c: Any, s: Any, a: Any) -> None:
+def test_runs_of_a_client_that_leaves_are_dropped(inproc: tuple[Any, Any]) -> None:
     from distributed import Client
 
-    await c.register_plugin(SizingSchedulerPlugin(), name=SizingSchedulerPlugin.name)
-    plugin = s.plugins[SizingSchedulerPlugin.name]
-    other = await Client(s.address, asynchronous=True)
-    await other.scheduler.coffea_sizing_begin(run_id="aaaaaaaaaaaa", client=other.id)
-    await c.scheduler.coffea_sizing_begin(run_id="bbbbbbbbbbbb", client=c.id)
-    assert sorted(plugin.runs) == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
-    await other.close()  # leaves without ending its run
-    while "aaaaaaaaaaaa" in plugin.runs:
-        await asyncio.sleep(0.01)
-    assert sorted(plugin.runs) == ["bbbbbbbbbbbb"]
-    await c.scheduler.coffea_sizing_end(run_id="bbbbbbbbbbbb")
-    assert (await c.scheduler.coffea_sizing_state())["runs"] == ()
+    cluster, client = inproc
+    plugin = cluster.scheduler.plugins[SizingSchedulerPlugin.name]
+    with Client(cluster) as other:
+        other.sync(
+            other.scheduler.coffea_sizing_begin, run_id="aaaaaaaaaaaa", client=other.id
+        )
+        client.sync(
+            client.scheduler.coffea_sizing_begin,
+            run_id="bbbbbbbbbbbb",
+            client=client.id,
+        )
+        assert {"aaaaaaaaaaaa", "bbbbbbbbbbbb"} <= set(plugin.runs)
+    # ``other`` left without ending its run
+    _until(lambda: "aaaaaaaaaaaa" not in plugin.runs)
+    assert "bbbbbbbbbbbb" in plugin.runs
+    client.sync(client.scheduler.coffea_sizing_end, run_id="bbbbbbbbbbbb")
+    assert plugin.runs == {}
 
 
-@gen_cluster(client=True, nthreads=[("127.0.0.1", 1)])
-async def test_a_run_whose_client_is_gone_is_dropped_at_its_first_item(
-    c: Any, s: Any, a: Any
+def test_a_run_whose_client_is_gone_is_dropped_at_its_first_item(
+    inproc: tuple[Any, Any],
 ) -> None:
-    await c.register_plugin(SizingSchedulerPlugin(), name=SizingSchedulerPlugin.name)
-    plugin = s.plugins[SizingSchedulerPlugin.name]
+    cluster, client = inproc
+    plugin = cluster.scheduler.plugins[SizingSchedulerPlugin.name]
     run_id = "cccccccccccc"
-    await c.scheduler.coffea_sizing_begin(run_id=run_id, client="never-connected")
-    await c.submit(_leave_record, 1, key=chunk_key(run_id, 0))
-    assert run_id not in plugin.runs
+    client.sync(
+        client.scheduler.coffea_sizing_begin, run_id=run_id, client="never-connected"
+    )
+    assert client.submit(_leave_record, 1, key=chunk_key(run_id, 0)).result() == 1
+    _until(lambda: run_id not in plugin.runs)
 
 
-@gen_cluster(client=True, nthreads=[("127.0.0.1", 1)])
-async def test_handlers_after_the_plugin_is_unregistered(
-    c: Any, s: Any, a: Any
-) -> None:
-    await c.register_plugin(SizingSchedulerPlugin(), name=SizingSchedulerPlugin.name)
-    await c.unregister_scheduler_plugin(SizingSchedulerPlugin.name)
-    state = await c.scheduler.coffea_sizing_state()
-    assert state["registered"] is False
-    with pytest.raises(RuntimeError, match="no longer registered"):
-        await c.scheduler.coffea_sizing_end(run_id="dddddddddddd")
+def test_handlers_after_the_plugin_is_unregistered() -> None:
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
+        client.register_plugin(SizingSchedulerPlugin(), name=SizingSchedulerPlugin.name)
+        client.unregister_scheduler_plugin(SizingSchedulerPlugin.name)
+        state = client.sync(client.scheduler.coffea_sizing_state)
+        assert state["registered"] is False
+        with pytest.raises(RuntimeError, match="no longer registered"):
+            client.sync(client.scheduler.coffea_sizing_end, run_id="dddddddddddd")
 
 
 def test_run_of_parses_only_our_keys() -> None:
