@@ -2,11 +2,11 @@
 
 Covers the scheduler plugin and the protocol between it and the executor. A chunk
 task leaves its packed record in its own worker ``TaskState.metadata`` (under
-:data:`META_KEY`); the worker sends it to the scheduler in the same message as the
+``META_KEY``); the worker sends it to the scheduler in the same message as the
 task's ``nbytes``, and the plugin's ``transition`` hook, on ``processing ->
 memory``, joins the two with the worker's ``memory_limit`` and the attempts it
 counted, sends the joined item to the run's client at once (a Dask event on
-:data:`TOPIC`, to that client only) and forgets it. A task that errs is sent the
+``TOPIC``, to that client only) and forgets it. A task that errs is sent the
 same way with its exception text. What the plugin holds for a run is the tasks in
 flight (attempts, the worker running each, the workers lost under it), never the
 chunks done.
