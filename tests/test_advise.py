@@ -193,8 +193,15 @@ def test_output_grows_and_nbytes_estimate(client: Any, generated_file: str) -> N
 
 # ------------------------------------------------------------------ bad input
 def test_bad_input_is_one_line(
-    client: Any, generated_file: str, reports: dict[int, Any], tmp_path: Any
+    client: Any,
+    generated_file: str,
+    reports: dict[int, Any],
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from coffea_sizing import executor
+
+    monkeypatch.setattr(executor, "_SAVEMETRICS_WARNED", False)  # said once a process
     runner = processor.Runner(
         executor=SizingDaskExecutor(client=client, status=False),
         savemetrics=False,

@@ -130,7 +130,12 @@ def test_dask_executor_options(
     assert len(report["sizing_merges"]) == expected_merges(report["chunks"], tree)
 
 
-def test_savemetrics_false_warns_once_and_behaves(client: Any, ttbar_file: str) -> None:
+def test_savemetrics_false_warns_once_and_behaves(
+    client: Any, ttbar_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from coffea_sizing import executor
+
+    monkeypatch.setattr(executor, "_SAVEMETRICS_WARNED", False)  # said once a process
     with pytest.warns(SizingWarning, match="savemetrics=True") as caught:
         out = run(client, {"ttbar": [ttbar_file]}, chunksize=50, savemetrics=False)
     assert len([w for w in caught if issubclass(w.category, SizingWarning)]) == 1
