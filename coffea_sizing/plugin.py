@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from distributed.diagnostics.plugin import SchedulerPlugin
+from distributed.metrics import time
 
 from ._version import __version__
 from .records import WIRE_LAYOUT
@@ -76,14 +77,15 @@ def merge_key(run_id: str, level: int, index: int) -> str:
 
 
 def _run_of(key: object) -> str | None:
-    """The run id one of our keys names, else ``None`` (cheap: every transition)."""
+    """The run id one of our keys names, else ``None`` (cheap: every transition).
+
+    Both prefixes are 20 characters and run ids 12: ``key[20:32]``.
+    """
     if type(key) is not str or not key.startswith(_PREFIX):
         return None
-    # coffea-sizing-chunk-<run>-<i> / coffea-sizing-merge-<run>-<level>-<j>
-    parts = key.split("-", 4)
-    if len(parts) < 5 or parts[2] not in ("chunk", "merge"):
+    if key[14:20] not in ("chunk-", "merge-") or len(key) < 34 or key[32] != "-":
         return None
-    return parts[3]
+    return key[20:32]
 
 
 def _compute_window(startstops: Any) -> tuple[float | None, float | None]:
@@ -175,6 +177,8 @@ class SizingSchedulerPlugin(SchedulerPlugin):
         *args: Any,  # noqa: ARG002 - hooks take whatever the scheduler passes
         **kwargs: Any,
     ) -> None:
+        if finish != "processing" and start != "processing":
+            return  # the transitions that matter start or end processing
         run_id = _run_of(key)
         if run_id is None:
             return
@@ -211,22 +215,20 @@ class SizingSchedulerPlugin(SchedulerPlugin):
         nbytes = kwargs.get("nbytes")
         worker = kwargs.get("worker")
         ws = self.scheduler.workers.get(str(worker)) if self.scheduler else None
+        limit = getattr(ws, "memory_limit", None) or None
         cstart, cstop = _compute_window(kwargs.get("startstops"))
-        item: dict[str, Any] = {
-            "run": run.run_id,
-            "key": key,
-            "record": packed,
-            "task_nbytes": None if nbytes is None else int(nbytes),
-            "worker": worker,
-            "worker_memory_limit": _worker_memory(ws)[2],
-            "compute_start": cstart,
-            "compute_stop": cstop,
-            "attempts": run.attempts.pop(key, 0),
-        }
-        lost = run.lost.pop(key, None)
-        if lost:
-            item["lost_workers"] = lost
-        self._send(run, item)
+        self._send(
+            run,
+            key,
+            {
+                "record": packed,
+                "task_nbytes": None if nbytes is None else int(nbytes),
+                "worker": worker,
+                "worker_memory_limit": limit,
+                "compute_start": cstart,
+                "compute_stop": cstop,
+            },
+        )
 
     def _erred(self, run: _Run, key: str, ws: Any, kwargs: dict[str, Any]) -> None:
         text = kwargs.get("exception_text")
@@ -234,23 +236,24 @@ class SizingSchedulerPlugin(SchedulerPlugin):
             exc = kwargs.get("exception")
             text = "KilledWorker" if isinstance(exc, bytes) else str(exc or "erred")
         address, memory, limit = _worker_memory(ws)
-        item: dict[str, Any] = {
-            "run": run.run_id,
-            "key": key,
-            "error": str(text)[:2000],
-            "worker": kwargs.get("worker") or address,
-            "worker_memory": memory,
-            "worker_memory_limit": limit,
-            "attempts": run.attempts.pop(key, 0),
-        }
+        self._send(
+            run,
+            key,
+            {
+                "error": str(text)[:2000],
+                "worker": kwargs.get("worker") or address,
+                "worker_memory": memory,
+                "worker_memory_limit": limit,
+            },
+        )
+
+    def _send(self, run: _Run, key: str, fields: dict[str, Any]) -> None:
+        """Send a finished task's item to the run's client and forget the task."""
+        item = {"run": run.run_id, "key": key, **fields}
+        item["attempts"] = run.attempts.pop(key, 0)
         lost = run.lost.pop(key, None)
         if lost:
             item["lost_workers"] = lost
-        self._send(run, item)
-
-    def _send(self, run: _Run, item: dict[str, Any]) -> None:
-        from distributed.metrics import time
-
         assert self.scheduler is not None
         comm = self.scheduler.client_comms.get(run.client)
         if comm is None:  # the client is gone: nobody wants this run

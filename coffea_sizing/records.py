@@ -694,25 +694,11 @@ def chunk_table(report: Any) -> pd.DataFrame:
 #: Chunk fields only :class:`~coffea_sizing.SizingDaskExecutor` fills (its task, its
 #: scheduler plugin); records of ``@track_sizes`` under any other executor have none
 #: of them, and :func:`chunk_table` leaves them out.
-_EXECUTOR_ONLY: tuple[str, ...] = (
-    "key",
-    "worker",
-    "worker_memory_limit",
-    "attempts",
-    "skipped",
-    "error",
-    "columns",
-    "processtime",
-    "walltime",
-    "cputime",
-    "output_compressed_bytes",
-    "task_nbytes",
-    "mem_peak_bytes",
-    "mem_usage_bytes",
-    "mem_shared",
-    "compute_start",
-    "compute_stop",
-    "sizing_overhead",
+_EXECUTOR_ONLY: tuple[str, ...] = tuple(
+    name
+    for name in CHUNK_FIELDS
+    if name not in IDENTITY_FIELDS
+    and name not in ("entries", "bytesread", "output_pickled_bytes")
 )
 
 
