@@ -990,16 +990,20 @@ def _failing_chunk(err: BaseException, collector: _Collector) -> str | None:
     predicted = _predicted_bytes(workitem, columns)
     if predicted is not None:
         parts.append(f"predicted input {format_bytes(predicted)}")
-    text = str(item.get("error") or "")
-    if text and "KilledWorker" not in text:
-        # coffea wraps the processor's exception: "... The error was: <it>."
-        text = text.rsplit("The error was: ", 1)[-1].strip().rstrip(".")
+    raw = str(item.get("error") or "")
+    cause = err.__cause__
+    if cause is not None and type(cause).__name__ != "KilledWorker":
+        # the processor's own exception, as coffea chained it
+        parts.append(f"error: {type(cause).__name__}({str(cause)[:200]!r})")
+    elif raw and "KilledWorker" not in raw:
+        # coffea wraps a chunk's exception: "... The error was: <it>."
+        text = raw.rsplit("The error was: ", 1)[-1].strip().rstrip(".")
         parts.append(f"error: {text.splitlines()[0][:200]}")
-        if "No module named 'coffea_sizing" in text:
-            parts.append(
-                "that worker cannot import coffea_sizing: install "
-                f"coffea-sizing=={__version__} in its environment (as coffea is)"
-            )
+    if "No module named 'coffea_sizing" in raw + str(err):
+        parts.append(
+            "that worker cannot import coffea_sizing: install "
+            f"coffea-sizing=={__version__} in its environment (as coffea is)"
+        )
     return ", ".join(parts)
 
 
