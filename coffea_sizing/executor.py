@@ -41,7 +41,6 @@ from .plugin import (
 from .probe import (
     ChunkContext,
     ChunkProbe,
-    current_task_key,
     pickled_size,
 )
 from .records import (
@@ -267,8 +266,7 @@ def _send(record: dict[str, Any], t0: float) -> None:
         worker = get_worker()
     except (ImportError, ValueError):
         return
-    key = current_task_key()
-    ts = worker.state.tasks.get(key) if key is not None else None
+    ts = worker.state.tasks.get(worker.get_current_task())
     if ts is None:
         return
     record["sizing_overhead"] = time.perf_counter() - t0

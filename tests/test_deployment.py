@@ -35,56 +35,13 @@ def _start(
 def remote_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from distributed import Client
 
-    tmp = tmp_path_factory.mktemp("deploy")
-    sched_file = tmp / "scheduler.json"
-    procs = [
-        _start(
-            [
-                "scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--no-dashboard",
-                "--scheduler-file",
-                str(sched_file),
-            ],
-            tmp / "scheduler.log",
-        )
-    ]
+    address, procs = _deploy(tmp_path_factory.mktemp("deploy"), None, [None, None])
     try:
-        deadline = time.monotonic() + 60
-        while not sched_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert sched_file.exists(), (tmp / "scheduler.log").read_text()
-        address = json.loads(sched_file.read_text())["address"]
-        procs.append(
-            _start(
-                [
-                    "worker",
-                    address,
-                    "--nworkers",
-                    "2",
-                    "--nthreads",
-                    "1",
-                    "--no-dashboard",
-                    "--host",
-                    "127.0.0.1",
-                ],
-                tmp / "workers.log",
-            )
-        )
         with Client(address, timeout=30) as client:
             client.wait_for_workers(2, timeout=60)
             yield client
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # pragma: no cover
-                p.kill()
+        _stop(procs)
 
 
 def test_separate_processes(
@@ -138,6 +95,9 @@ def _deploy(
     deadline = time.monotonic() + 60
     while not sched_file.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
+    if not sched_file.exists():
+        _stop(procs)
+        raise AssertionError((tmp / "s.log").read_text())
     address = json.loads(sched_file.read_text())["address"]
     for i, env in enumerate(worker_envs):
         procs.append(_worker(address, tmp / f"w{i}.log", env))
