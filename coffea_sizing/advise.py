@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .findings import Finding, format_bytes, format_seconds, plural
+from .model import CHUNKS_PER_WORKER, HIGH_QUANTILE, DatasetModel, FileModel, Fit
+from .plan import Plan, plan_campaign
 from .records import CHUNK_FIELDS, REPORT_MERGES_KEY, chunk_table, merge_table
 
 if TYPE_CHECKING:
@@ -51,8 +53,6 @@ MEMORY_HEADROOM = 0.8
 #: A chunk peak above this share of ``memory_limit`` is reported (Dask starts
 #: spilling at 60-70%).
 MEMORY_WARN = 0.6
-#: The quantile of a chunk's peak memory and wall time called "high".
-HIGH_QUANTILE = 0.9
 #: Chunks shorter than this leave the run dominated by per-task overhead (Dask's
 #: best practices: tasks of at least ~100 ms).
 TINY_CHUNK_SECONDS = 0.1
@@ -66,8 +66,6 @@ STRAGGLER_FACTOR = 3.0
 STRAGGLER_MIN_SECONDS = 1.0
 #: Workers whose busy time differs by more than this factor are reported.
 SKEW_FACTOR = 2.0
-#: Keep at least this many chunks per worker, so that every worker has work.
-CHUNKS_PER_WORKER = 2
 #: Chunk sizes tried for the recommendation: this 1-2-5 series up to the file sizes.
 _SERIES = (1, 2, 5)
 
@@ -76,96 +74,7 @@ class AdviceError(ValueError):
     """Records that cannot be advised on (the message says why and what to do)."""
 
 
-# ------------------------------------------------------------------ the model
-@dataclass(frozen=True)
-class Fit:
-    """``value(entries) = fixed + per_event * entries``, with its spread.
-
-    Attributes
-    ----------
-    quantity : str
-        What is fitted (``"mem_peak_bytes"``, ``"walltime"``, ``"bytesread"``).
-    fixed, per_event : float
-        The terms (bytes or seconds; per event).
-    high_ratio : float
-        The :data:`HIGH_QUANTILE` of ``measured / fitted`` over the chunks: the
-        high prediction is ``high_ratio`` times the fitted one.
-    method : str
-        How the terms were found, in words.
-    chunks : int
-        Chunks fitted.
-    note : str
-        What the figure is (e.g. a lower bound), or ``""``.
-
-    Examples
-    --------
-    >>> from coffea_sizing.advise import Fit
-    >>> fit = Fit("walltime", 0.05, 1e-5, 1.4, "fixed + per event", 10)
-    >>> fit.at(10_000)
-    (0.15000000000000002, 0.21000000000000002)
-    """
-
-    quantity: str
-    fixed: float
-    per_event: float
-    high_ratio: float
-    method: str
-    chunks: int
-    note: str = ""
-
-    def at(self, entries: float) -> tuple[float, float]:
-        """``(median, high)`` predicted for a chunk of ``entries`` events."""
-        median = self.fixed + self.per_event * float(entries)
-        return median, median * self.high_ratio
-
-
-@dataclass(frozen=True)
-class FileModel:
-    """One input file as the model sees it."""
-
-    filename: str
-    treename: str
-    num_entries: int
-    columns: tuple[str, ...]
-    open_bytes: int | None
-    reachable: bool
-    problem: str = ""
-
-
-@dataclass(frozen=True)
-class DatasetModel:
-    """The per-chunk cost model of one dataset.
-
-    Attributes
-    ----------
-    dataset : str
-    files : tuple of FileModel
-        The files, their entries, the branches read and (when the file could be
-        opened) the fixed bytes of every chunk.
-    bytes_exact : bool
-        True when every file could be opened: bytes read are then predicted to
-        the byte from the basket metadata (:mod:`coffea_sizing.predict`).
-    bytesread : Fit
-        Bytes read per chunk fitted to the records (used when not exact).
-    memory : Fit or None
-        Peak memory of the worker process during a chunk (None: no memory fields).
-    walltime : Fit or None
-        Wall time of a chunk task.
-    """
-
-    dataset: str
-    files: tuple[FileModel, ...]
-    bytes_exact: bool
-    bytesread: Fit
-    memory: Fit | None
-    walltime: Fit | None
-
-    @property
-    def num_entries(self) -> int:
-        """Entries in all files."""
-        return sum(f.num_entries for f in self.files)
-
-
+# ------------------------------------------------------------------ the advice
 @dataclass
 class Advice:
     """What :func:`advise` found, fitted and recommends.
@@ -225,6 +134,69 @@ class Advice:
             size = chunksize[name] if isinstance(chunksize, Mapping) else chunksize
             rows.append(_predict_dataset(model, int(size)))
         return pd.DataFrame(rows, columns=list(_PREDICT_COLUMNS))
+
+    def plan(
+        self,
+        fileset: Any,
+        *,
+        chunksize: int | None = None,
+        workers: int | None = None,
+        **options: Any,
+    ) -> Plan:
+        """What running the whole ``fileset`` will cost, from this run's model.
+
+        Parameters
+        ----------
+        fileset : mapping, str or path
+            Any fileset coffea's ``Runner`` accepts; every dataset must be one
+            this run sampled. Only the files' metadata are read.
+        chunksize : int, optional
+            Plan at this size; default: choose :attr:`Plan.chunksize`.
+        workers : int, optional
+            Workers of the campaign (default: this run's).
+        **options
+            ``treename``, ``uproot_options``, ``progress`` of
+            :func:`~coffea_sizing.plan.plan_campaign`.
+
+        Returns
+        -------
+        Plan
+            ``str(plan)`` for the terminal, ``plan.to_frame()`` for a table.
+
+        Examples
+        --------
+        Two chunks sampled from a generated file of 4,000 events, then the plan
+        for a fileset of two such files (generated here):
+
+        >>> from coffea_sizing import advise
+        >>> from coffea_sizing.datasets import make_nanoaod
+        >>> a = str(make_nanoaod("a.root", 4_000, events_per_basket=500))
+        >>> b = str(make_nanoaod("b.root", 4_000, events_per_basket=500, seed=1))
+        >>> records = [
+        ...     {"dataset": "tt", "filename": a, "treename": "Events",
+        ...      "entrystart": s, "entrystop": s + n, "bytesread": 1,
+        ...      "columns": ["Jet_pt", "nJet"], "walltime": 0.1 + n * 1e-4,
+        ...      "mem_peak_bytes": 2e8 + n * 1e4, "mem_usage_bytes": n * 1e4,
+        ...      "worker": "w"} for s, n in ((0, 500), (500, 1000), (1500, 2000))
+        ... ]
+        >>> plan = advise(records).plan({"tt": [a, b]}, treename="Events")
+        >>> plan.chunksize, plan.to_frame()["chunks"].tolist()  # tt, total
+        (4000, [2, 2])
+        >>> print(str(plan).splitlines()[3])  # doctest: +NORMALIZE_WHITESPACE
+        worker memory: at least 300 MB = tt's high-quantile chunk peak 240 MB / 80%
+        (Dask's pause); idle baseline 200 MB, 10.0 MB per 1,000 events (chunks of
+        4,000: +40.0 MB)
+        """
+        return plan_campaign(
+            self.model,
+            fileset,
+            chunksize=chunksize,
+            workers=self.workers if workers is None else workers,
+            memory_limit=self.worker_memory,
+            target_chunk_seconds=self.target_chunk_seconds,
+            sampled_sizes=tuple(sorted({int(e) for e in self.chunks["entries"]})),
+            **options,
+        )
 
     def __str__(self) -> str:
         return _text(self)
@@ -374,13 +346,22 @@ def _spread(
     y: np.ndarray[Any, Any],
     fixed: float,
     per_event: float,
-) -> float:
+) -> dict[str, Any]:
+    """The spread of the chunks around the fit: ``high_ratio``, ``low_ratio``
+    (quantiles of ``measured / fitted``), the ratios and the size spread."""
+    positive = entries[entries > 0]
+    size_spread = float(positive.max() / positive.min()) if len(positive) else 1.0
     fitted = fixed + per_event * entries
     ok = fitted > 0
     if not ok.any():
-        return 1.0
+        return {"high_ratio": 1.0, "size_spread": size_spread}
     ratio = y[ok] / fitted[ok]
-    return max(1.0, float(np.quantile(ratio, HIGH_QUANTILE)))
+    return {
+        "high_ratio": max(1.0, float(np.quantile(ratio, HIGH_QUANTILE))),
+        "low_ratio": min(1.0, float(np.quantile(ratio, 1 - HIGH_QUANTILE))),
+        "ratios": tuple(float(r) for r in ratio),
+        "size_spread": size_spread,
+    }
 
 
 def _spread_enough(entries: np.ndarray[Any, Any]) -> bool:
@@ -410,10 +391,10 @@ def _fit_split(
                 quantity,
                 fixed,
                 per_event,
-                _spread(e, y, fixed, per_event),
-                "Theil-Sen fit on entries",
-                int(ok.sum()),
-                note,
+                method="Theil-Sen fit on entries",
+                chunks=int(ok.sum()),
+                note=note,
+                **_spread(e, y, fixed, per_event),
             )
     v = variable[ok]
     good = np.isfinite(v) & (e > 0)
@@ -429,10 +410,10 @@ def _fit_split(
         quantity,
         fixed,
         per_event,
-        _spread(e, y, fixed, per_event),
-        method,
-        int(ok.sum()),
-        note,
+        method=method,
+        chunks=int(ok.sum()),
+        note=note,
+        **_spread(e, y, fixed, per_event),
     )
 
 
@@ -498,7 +479,7 @@ def _dataset_model(dataset: str, rows: pd.DataFrame) -> DatasetModel:
         if has_open
         else "per event only: the fixed cost is unknown, an upper bound for larger chunks",
         "",
-    ) or Fit("bytesread", 0.0, 0.0, 1.0, "no bytesread", 0)
+    ) or Fit("bytesread", 0.0, 0.0, 1.0, "no bytesread", 0, size_spread=1.0)
     shared = bool(
         done.get("mem_shared", False) is not False
         and done["mem_shared"].fillna(False).astype(bool).any()
@@ -541,8 +522,33 @@ def _dataset_model(dataset: str, rows: pd.DataFrame) -> DatasetModel:
         if np.isfinite(wall).any()
         else None
     )
+    out = _numeric(done, "output_compressed_bytes")
+    if not np.isfinite(out).any():
+        out = _numeric(done, "output_pickled_bytes")
+    output = (
+        _fit_split(
+            "output_bytes",
+            entries,
+            out,
+            np.zeros_like(out),
+            "fixed: median output (one chunk size: no per-event term)",
+            "",
+        )
+        if np.isfinite(out).any()
+        else None
+    )
+    start = peak - usage
     return DatasetModel(
-        dataset, files, all(f.reachable for f in files), bytes_fit, memory, walltime
+        dataset,
+        files,
+        all(f.reachable for f in files),
+        bytes_fit,
+        memory,
+        walltime,
+        output=output,
+        baseline_bytes=float(np.nanmedian(start))
+        if np.isfinite(start).any()
+        else math.nan,
     )
 
 
@@ -667,7 +673,9 @@ def _recommend(
 
     fitting = [r for r in rows if not limit(r, "")]
     if not fitting:
-        return rows[0], "nothing fits: " + limit(rows[0], "even at the smallest size")
+        return rows[0], "nothing fits: " + limit(
+            rows[0], "even at the smallest size"
+        ) + _memory_way_out(model, rows[0], memory_cap)
     spread_out = [r for r in fitting if not spread(r)] or fitting
     best = min(spread_out, key=lambda r: (round(cost(r), 9), -r["chunksize"]))
     larger = [r for r in rows if r["chunksize"] > best["chunksize"]]
@@ -679,6 +687,27 @@ def _recommend(
             if why:
                 return best, why
     return best, "total cost: larger chunks cost more (baskets or time per event)"
+
+
+def _memory_way_out(
+    model: DatasetModel, row: dict[str, Any], memory_cap: float | None
+) -> str:
+    """``"; use 330 MB workers ... or chunks of at most N"`` when memory is what
+    does not fit."""
+    fit = model.memory
+    if memory_cap is None or fit is None or not row["mem_peak_high"] > memory_cap:
+        return ""
+    text = (
+        f"; use {format_bytes(row['mem_peak_high'] / MEMORY_HEADROOM)} workers for "
+        f"chunks of {row['chunksize']:,}"
+    )
+    if math.isfinite(model.baseline_bytes):
+        text += f" (the idle worker holds {format_bytes(model.baseline_bytes)})"
+    if fit.per_event > 0:
+        largest = math.floor((memory_cap / fit.high_ratio - fit.fixed) / fit.per_event)
+        if largest >= 1:
+            text += f", or chunks of at most {largest:,} entries"
+    return text
 
 
 # -------------------------------------------------------------------- findings
