@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .findings import Finding, format_bytes, format_seconds, plural
-from .model import CHUNKS_PER_WORKER, HIGH_QUANTILE, DatasetModel, FileModel, Fit
+from .model import (
+    CHUNKS_PER_WORKER,
+    HIGH_QUANTILE,
+    MIN_CHUNKS,
+    MIN_SPREAD,
+    DatasetModel,
+    FileModel,
+    Fit,
+)
 from .plan import Plan, plan_campaign
 from .records import CHUNK_FIELDS, REPORT_MERGES_KEY, chunk_table, merge_table
 
@@ -183,9 +191,9 @@ class Advice:
         >>> plan.chunksize, plan.to_frame()["chunks"].tolist()  # tt, total
         (4000, [2, 2])
         >>> print(str(plan).splitlines()[3])  # doctest: +NORMALIZE_WHITESPACE
-        worker memory: at least 300 MB = tt's high-quantile chunk peak 240 MB / 80%
-        (Dask's pause); idle baseline 200 MB, 10.0 MB per 1,000 events (chunks of
-        4,000: +40.0 MB)
+        worker memory: at least 315 MB = tt's high-quantile chunk peak 252 MB (with
+        the worker's creep) / 80% (Dask's pause); idle baseline 200 MB, 10.0 MB per
+        1,000 events (chunks of 4,000: +40.0 MB)
         """
         return plan_campaign(
             self.model,
@@ -365,8 +373,13 @@ def _spread(
 
 
 def _spread_enough(entries: np.ndarray[Any, Any]) -> bool:
+    """At least 3 chunks of at least 2 sizes spanning :data:`MIN_SPREAD`."""
     distinct = np.unique(entries[entries > 0])
-    return len(distinct) >= 3 and distinct[-1] >= 1.5 * distinct[0]
+    return (
+        len(entries) >= MIN_CHUNKS
+        and len(distinct) >= 2
+        and distinct[-1] >= MIN_SPREAD * distinct[0]
+    )
 
 
 def _fit_split(
@@ -538,6 +551,18 @@ def _dataset_model(dataset: str, rows: pd.DataFrame) -> DatasetModel:
         else None
     )
     start = peak - usage
+    increment = (
+        _fit_split(
+            "mem_usage_bytes",
+            entries,
+            usage,
+            usage,
+            "per event: rise during the chunk over its start",
+            "",
+        )
+        if np.isfinite(usage).any()
+        else None
+    )
     return DatasetModel(
         dataset,
         files,
@@ -546,7 +571,11 @@ def _dataset_model(dataset: str, rows: pd.DataFrame) -> DatasetModel:
         memory,
         walltime,
         output=output,
+        increment=increment,
         baseline_bytes=float(np.nanmedian(start))
+        if np.isfinite(start).any()
+        else math.nan,
+        baseline_high_bytes=float(np.nanmax(start))
         if np.isfinite(start).any()
         else math.nan,
     )

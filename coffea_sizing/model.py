@@ -149,9 +149,16 @@ class DatasetModel:
     output : Fit or None
         Size of a chunk's output (compressed, else pickled); at a dataset's total
         entries it is the size of the dataset's reduced output.
+    increment : Fit or None
+        How far a chunk's peak rises over the resident memory at its start
+        (``mem_usage_bytes``): the chunk's own memory, without the idle baseline.
     baseline_bytes : float
         The worker's resident memory when a chunk starts (median over the chunks
         of ``mem_peak_bytes - mem_usage_bytes``): the idle baseline; NaN unknown.
+    baseline_high_bytes : float
+        The highest resident memory at a chunk's start in the records: a worker's
+        memory creeps up as it runs (the allocator keeps freed pages), and the
+        high-quantile peak of :mod:`coffea_sizing.plan` adds that creep.
     """
 
     dataset: str
@@ -161,7 +168,9 @@ class DatasetModel:
     memory: Fit | None
     walltime: Fit | None
     output: Fit | None = None
+    increment: Fit | None = None
     baseline_bytes: float = math.nan
+    baseline_high_bytes: float = math.nan
 
     @property
     def num_entries(self) -> int:
