@@ -535,6 +535,16 @@ def _dataset_model(dataset: str, rows: pd.DataFrame) -> DatasetModel:
         if np.isfinite(wall).any()
         else None
     )
+    file_walltime: dict[str, float] = {}
+    if walltime is not None:
+        # each file's own fixed term: the median of its chunks' time beyond the
+        # per-event part (files whose metadata differ open at different costs)
+        rest = wall - walltime.per_event * entries
+        names = done["filename"].astype(str).to_numpy()
+        for name in sorted(set(names)):
+            mine = rest[(names == name) & np.isfinite(rest)]
+            if len(mine):
+                file_walltime[name] = max(float(np.median(mine)), 0.0)
     out = _numeric(done, "output_compressed_bytes")
     if not np.isfinite(out).any():
         out = _numeric(done, "output_pickled_bytes")
@@ -572,6 +582,7 @@ def _dataset_model(dataset: str, rows: pd.DataFrame) -> DatasetModel:
         walltime,
         output=output,
         increment=increment,
+        file_walltime=file_walltime,
         baseline_bytes=float(np.nanmedian(start))
         if np.isfinite(start).any()
         else math.nan,
@@ -1214,8 +1225,25 @@ def _text(advice: Advice) -> str:
             f"{format_seconds(row['measured_walltime'])} (median)"
         )
     lines += ["", "Model (per chunk of n events):"]
+    recommended = advice.recommendation.set_index("dataset")
     for m in advice.model.values():
-        for fit in (m.bytesread, m.memory, m.walltime):
+        if m.bytes_exact:
+            # the figure's source: predict() from the basket metadata
+            row = recommended.loc[m.dataset]
+            opens = sorted({f.open_bytes for f in m.files if f.open_bytes is not None})
+            lines.append(
+                f"  {m.dataset} bytesread: to the byte from the basket metadata: "
+                f"{' to '.join(format_bytes(o) for o in (opens[0], opens[-1])[: len(opens)])}"
+                f" to open a file and its tree per chunk, plus the baskets it touches "
+                f"({format_bytes(row['bytesread_per_chunk'])} per chunk at "
+                f"{int(row['chunksize']):,})"
+            )
+        fits = (
+            (m.memory, m.walltime)
+            if m.bytes_exact
+            else (m.bytesread, m.memory, m.walltime)
+        )
+        for fit in fits:
             if fit is None:
                 continue
             fmt = format_seconds if fit.quantity == "walltime" else format_bytes
@@ -1223,6 +1251,7 @@ def _text(advice: Advice) -> str:
                 f"  {m.dataset} {fit.quantity}: {fmt(fit.fixed)} + "
                 f"{fmt(fit.per_event * 1000)} per 1,000 events, high x"
                 f"{fit.high_ratio:.2f} ({fit.method})"
+                + (f" [{fit.caveat}]" if fit.caveat else "")
             )
             if fit.note:
                 lines.append(f"    {fit.note}")

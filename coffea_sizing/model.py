@@ -155,6 +155,9 @@ class DatasetModel:
     baseline_bytes : float
         The worker's resident memory when a chunk starts (median over the chunks
         of ``mem_peak_bytes - mem_usage_bytes``): the idle baseline; NaN unknown.
+    file_walltime : dict of str to float
+        Each sampled file's own fixed wall time (seconds): the median of its
+        chunks' wall time beyond ``walltime.per_event * entries``.
     baseline_high_bytes : float
         The highest resident memory at a chunk's start in the records: a worker's
         memory creeps up as it runs (the allocator keeps freed pages), and the
@@ -171,6 +174,7 @@ class DatasetModel:
     increment: Fit | None = None
     baseline_bytes: float = math.nan
     baseline_high_bytes: float = math.nan
+    file_walltime: dict[str, float] = field(default_factory=dict)
 
     @property
     def num_entries(self) -> int:

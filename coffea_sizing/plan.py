@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CREEP_MARGIN",
+    "OPEN_COST_SPREAD",
     "PAUSE_FRACTION",
     "TASK_OVERHEAD_SECONDS",
     "FilePlan",
@@ -52,6 +53,9 @@ TASK_OVERHEAD_SECONDS = 0.001
 #: measured 0.2-1.5 MB per chunk, 1-2% of a 330 MB peak over ten chunks, on the
 #: generated files; the sample's own creep is used when larger.
 CREEP_MARGIN = 0.05
+#: Files of a dataset whose open costs differ by this factor get their own fixed
+#: wall time per chunk.
+OPEN_COST_SPREAD = 1.5
 #: Bootstrap resamples of the chunks' ``measured / fitted`` for the total intervals.
 _BOOTSTRAP = 1000
 #: More files than this: progress lines on stderr while their metadata is read.
@@ -245,6 +249,42 @@ def _interval(fit: Fit) -> tuple[float, float]:
     return float(np.quantile(medians, q)), float(np.quantile(medians, 1 - q))
 
 
+def _fixed_times(
+    model: DatasetModel, wall: Fit, files: list[FilePlan]
+) -> dict[str, float]:
+    """Each file's fixed wall time per chunk.
+
+    When the files' open costs differ (largest over smallest at least
+    :data:`OPEN_COST_SPREAD`), a sampled file keeps its own fixed term and another
+    file gets the line through the sampled files' (open bytes, fixed term), or
+    their nearest; otherwise every file gets the dataset's fixed term.
+    """
+    opens = [f.open_bytes for f in files if f.open_bytes is not None]
+    own = model.file_walltime
+    if not own or not opens or max(opens) < OPEN_COST_SPREAD * max(min(opens), 1):
+        return {f.filename: wall.fixed for f in files}
+    known = {f.filename: f.open_bytes for f in files if f.open_bytes is not None}
+    known.update(
+        {m.filename: m.open_bytes for m in model.files if m.open_bytes is not None}
+    )
+    points = sorted((known[n], t) for n, t in own.items() if n in known)
+    x = np.asarray([p[0] for p in points], dtype=float)
+    y = np.asarray([p[1] for p in points], dtype=float)
+    slope = 0.0
+    if len(np.unique(x)) >= 2:
+        slope = max(float(np.polyfit(x, y, 1)[0]), 0.0)
+    out = {}
+    for f in files:
+        if f.filename in own:
+            out[f.filename] = own[f.filename]
+        elif f.open_bytes is None or not len(x):
+            out[f.filename] = wall.fixed
+        else:
+            i = int(np.argmin(np.abs(x - f.open_bytes)))
+            out[f.filename] = max(y[i] + slope * (f.open_bytes - x[i]), 0.0)
+    return out
+
+
 def _makespan(seconds: np.ndarray[Any, Any], workers: int) -> float:
     """Wall time of the chunks on ``workers`` workers, longest first to the least
     busy (how Dask spreads independent tasks, near enough)."""
@@ -278,7 +318,12 @@ def _row(
     }
     wall = model.walltime
     if wall is not None:
-        per_chunk = wall.fixed + wall.per_event * c.entries + TASK_OVERHEAD_SECONDS
+        fixed = _fixed_times(model, wall, files)
+        per_chunk = (
+            np.asarray([fixed[f.filename] for f in c.files], dtype=float)
+            + wall.per_event * c.entries
+            + TASK_OVERHEAD_SECONDS
+        )
         low, high = _interval(wall)
         total = float(per_chunk.sum())
         row.update(

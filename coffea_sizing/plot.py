@@ -668,11 +668,19 @@ def _draw_advice_panel(
                 label=f"{dataset}: chunks",
             )
         curve = curves[curves["dataset"] == dataset]
+        model = advice.model[dataset]
+        fit = {
+            "mem_peak_bytes": model.memory,
+            "walltime": model.walltime,
+            "bytesread": None if model.bytes_exact else model.bytesread,
+        }.get(measured)
+        caveat = getattr(fit, "caveat", "")
         ax.plot(
             curve["entries_per_chunk"],
             curve[median] / scale,
             color=color,
-            label=f"{dataset}: model",
+            alpha=0.5 if caveat else 1.0,  # a pale line: the fit is unsure
+            label=f"{dataset}: model" + (f" ({caveat})" if caveat else ""),
         )
         if high is not None:
             ax.plot(

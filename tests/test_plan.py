@@ -226,3 +226,36 @@ def test_unknown_dataset_and_bad_sample(campaign: dict) -> None:
     with pytest.raises(PlanError, match="chunksize must be at least 1"):
         plan.at(0)
     assert Path(campaign["tt"][0]).is_file()
+
+
+def test_files_that_differ_get_their_own_fixed_terms(tmp_path: Path) -> None:
+    small = make_nanoaod(tmp_path / "small.root", 4_000, branches=BRANCHES)
+    big = [make_nanoaod(tmp_path / f"big{i}.root", 4_000, seed=i) for i in (1, 2)]
+    from coffea_sizing.predict import open_cost
+
+    opens = [open_cost(p).total for p in (small, big[0], big[1])]
+    assert opens[1] > 1.5 * opens[0]  # the full-branch files open at a higher cost
+    # sampled: small and big0; the fixed time grows with the open cost
+    fixed = {str(small): 0.05, str(big[0]): 0.30}
+    records = [
+        {
+            "dataset": "tt",
+            "filename": name,
+            "treename": "Events",
+            "entrystart": s,
+            "entrystop": s + n,
+            "bytesread": 1,
+            "columns": ["Jet_pt", "nJet"],
+            "walltime": t + n * 1e-5,
+            "processtime": n * 1e-5,
+        }
+        for name, t in fixed.items()
+        for s, n in ((0, 1_000), (1_000, 3_000))
+    ]
+    fileset = {"tt": [str(small), *map(str, big)]}
+    plan = advise(records).plan(fileset, chunksize=4_000, treename="Events")
+    per_file = plan.at(4_000)
+    # 3 chunks of 4,000 events: 0.05 + 0.30 + about 0.30 (big1 like big0), plus
+    # 40 ms of events each and 1 ms of task overhead
+    assert per_file["worker_s"].iloc[0] == pytest.approx(0.65 + 0.12 + 0.003, rel=0.02)
+    assert [f.open_bytes for f in plan.files] == opens
