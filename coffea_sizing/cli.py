@@ -582,6 +582,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         help="directory for records.parquet, records.csv, advice.png and "
         "report.html (default ./sizing-run)",
     )
+    _add_sample_arguments(parser)
 
 
 def _user_module(spec: str) -> tuple[Any, str | None]:
@@ -782,7 +783,9 @@ def _run_run(args: argparse.Namespace) -> int:
             chunksize=args.chunksize,
         )
         try:
-            _, report = runner(fileset, treename=args.tree, processor_instance=proc)
+            _, report = runner(
+                _sampled(args, fileset), treename=args.tree, processor_instance=proc
+            )
         except Exception as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
             raise CLIError(f"the run failed: {type(err).__name__}: {first}") from err
@@ -805,6 +808,8 @@ def _run_run(args: argparse.Namespace) -> int:
     print()
     print(f"wrote records: {records} (and {records.with_suffix('.csv')})")
     _write_advice(advice, args.out)
+    if args.sample:
+        _plan_and_calibrate(args, advice, fileset, proc, schema)
     return 0
 
 
@@ -870,6 +875,199 @@ SUBCOMMANDS.extend(
             run=_run_advise,
         ),
     ]
+)
+
+
+# ------------------------------------------- plan: a sample to the whole fileset
+def _add_sample_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sample",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="run only N chunks per dataset (spread over its files and entries, "
+        "at --chunksize and a quarter of it), then print the plan for the whole "
+        "fileset",
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="with --sample: then run the whole fileset at the planned chunk size "
+        "and show planned against measured",
+    )
+
+
+def _sampled(args: argparse.Namespace, fileset: dict[str, Any]) -> Any:
+    """The fileset, or with ``--sample N`` the N chunks per dataset to run."""
+    if not getattr(args, "sample", None):
+        if getattr(args, "calibrate", False):
+            raise CLIError("--calibrate needs --sample N")
+        return fileset
+    from .plan import PlanError, sample_work
+
+    sizes = (max(1, args.chunksize // 4), args.chunksize)
+    try:
+        return sample_work(fileset, args.sample, sizes, treename=args.tree)
+    except PlanError as err:
+        raise CLIError(str(err)) from err
+
+
+def _plan_or_fail(advice: Any, fileset: Any, args: argparse.Namespace) -> Any:
+    from .plan import PlanError
+
+    try:
+        return advice.plan(
+            fileset,
+            chunksize=getattr(args, "plan_chunksize", None),
+            workers=args.workers,
+            treename=args.tree,
+        )
+    except PlanError as err:
+        raise CLIError(str(err)) from err
+
+
+def _comparison_text(table: Any) -> str:
+    """Planned, measured and planned / measured, as three terminal tables."""
+    from .tables import to_text
+
+    quantities = ("chunks", "bytesread", "worker_s", "peak_bytes", "increment_bytes")
+    parts = []
+    for prefix, title in (
+        ("planned", "planned:"),
+        ("measured", "measured:"),
+        ("ratio", "planned / measured:"),
+    ):
+        frame = table[["dataset"] + [f"{prefix}_{q}" for q in quantities]].rename(
+            columns=lambda c, p=prefix: c.removeprefix(f"{p}_")
+        )
+        parts.append(f"{title}\n{to_text(frame, ratio=prefix == 'ratio')}")
+    return "\n\n".join(parts)
+
+
+def _plan_and_calibrate(
+    args: argparse.Namespace,
+    advice: Any,
+    fileset: dict[str, Any],
+    proc: Any,
+    schema: Any,
+) -> None:
+    import pathlib
+
+    from coffea import processor
+
+    from .executor import SizingDaskExecutor
+    from .store import save_records
+
+    plan = _plan_or_fail(advice, fileset, args)
+    print()
+    print(plan)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan.to_frame().to_csv(out / "plan.csv", index=False)
+    print(f"wrote plan: {out / 'plan.csv'}")
+    if not args.calibrate:
+        return
+    print(f"\ncalibrating: the whole fileset at chunksize {plan.chunksize:,} ...")
+    with _run_client(args) as client:
+        runner = processor.Runner(
+            executor=SizingDaskExecutor(client=client, status=False),
+            savemetrics=True,
+            schema=schema,
+            chunksize=plan.chunksize,
+        )
+        try:
+            _, report = runner(fileset, treename=args.tree, processor_instance=proc)
+        except Exception as err:
+            raise CLIError(
+                f"the calibration run failed: {run_error_message(err)}"
+            ) from err
+    save_records(
+        report, out / "calibration.parquet", context={"chunksize": plan.chunksize}
+    )
+    table = plan.compare(report)
+    table.to_csv(out / "calibration.csv", index=False)
+    print()
+    print(_comparison_text(table))
+    print(
+        f"wrote calibration: {out / 'calibration.csv'} (records: calibration.parquet)"
+    )
+
+
+def _configure_plan(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "records",
+        metavar="RECORDS",
+        help="records of a sampled run (`coffea-sizing run --sample N` or "
+        "save_records)",
+    )
+    parser.add_argument(
+        "--fileset",
+        metavar="JSON",
+        required=True,
+        help="the whole fileset (any form coffea's Runner accepts); only its files' "
+        "metadata are read",
+    )
+    parser.add_argument(
+        "--tree", default="Events", help="TTree of files the fileset does not name"
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="workers of the campaign (default: the sampled run's)",
+    )
+    parser.add_argument(
+        "--chunksize",
+        dest="plan_chunksize",
+        type=_positive_int,
+        default=None,
+        help="plan at this chunk size (default: choose one)",
+    )
+    parser.add_argument(
+        "--worker-memory",
+        metavar="SIZE",
+        default=None,
+        help="memory limit of the campaign's workers, e.g. 4GB (default: the run's)",
+    )
+    parser.add_argument(
+        "--target-chunk-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="longest wanted chunk (default: no limit)",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", default=None, help="also write plan.csv here"
+    )
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    import pathlib
+
+    advice = _advise_or_fail(args.records, args)
+    plan = _plan_or_fail(advice, args.fileset, args)
+    print(plan)
+    if args.out:
+        out = pathlib.Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        plan.to_frame().to_csv(out / "plan.csv", index=False)
+        print(f"\nwrote plan: {out / 'plan.csv'}")
+    return 0
+
+
+SUBCOMMANDS.append(
+    Subcommand(
+        name="plan",
+        help="plan the whole fileset from a sampled run's records",
+        description=(
+            "Read the records of a sampled run and predict, for every dataset of "
+            "--fileset and in total, the chunks, bytes read (to the byte from the "
+            "files' metadata), worker-seconds, wall time, chunk peak memory and "
+            "output; the one chunk size to pass to Runner and the worker memory."
+        ),
+        configure=_configure_plan,
+        run=_run_plan,
+    )
 )
 
 

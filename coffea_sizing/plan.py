@@ -457,6 +457,62 @@ class Plan:
         frame = self.at(chunksize)
         return float(frame["peak_high_bytes"].iloc[:-1].max()) / self.pause
 
+    def compare(self, measured: Any) -> pd.DataFrame:
+        """Planned against measured, one row per dataset and a total row.
+
+        Parameters
+        ----------
+        measured : mapping, tuple or DataFrame
+            The ``Runner`` report (or a :func:`~coffea_sizing.chunk_table`) of the
+            campaign run at :attr:`chunksize`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``dataset`` and, for ``chunks``, ``bytesread``, ``worker_s`` (sum of
+            the chunks' wall time), ``peak_bytes`` (largest chunk's peak: planned
+            median, measured median of the largest chunks) and ``increment_bytes``
+            (peak over the resident memory at the chunk's start),
+            ``planned_*``, ``measured_*`` and ``ratio_*`` (planned / measured).
+        """
+        import pandas as pd
+
+        from .records import chunk_table
+
+        chunks = (
+            measured if isinstance(measured, pd.DataFrame) else chunk_table(measured)
+        )
+        chunks = chunks.assign(
+            entries=chunks["entrystop"] - chunks["entrystart"],
+            dataset=chunks["dataset"].astype(str),
+        )
+        planned = self.at(self.chunksize).set_index("dataset")
+        rows = []
+        for name in [*self._models, "total"]:
+            mine = chunks if name == "total" else chunks[chunks["dataset"] == name]
+            largest = mine[mine["entries"] == mine["entries"].max()]
+
+            def median(col: str, rows: pd.DataFrame = largest) -> float:
+                if col not in rows:
+                    return math.nan
+                return float(pd.to_numeric(rows[col], errors="coerce").median())
+
+            got = {
+                "chunks": float(len(mine)),
+                "bytesread": float(pd.to_numeric(mine["bytesread"]).sum()),
+                "worker_s": float(pd.to_numeric(mine["walltime"]).sum()),
+                "peak_bytes": median("mem_peak_bytes"),
+                "increment_bytes": median("mem_usage_bytes"),
+            }
+            row: dict[str, Any] = {"dataset": name}
+            for key, value in got.items():
+                want = float(planned.loc[name, key])
+                row[f"planned_{key}"] = want
+                row[f"measured_{key}"] = value
+                row[f"ratio_{key}"] = want / value if value else math.nan
+            rows.append(row)
+        return pd.DataFrame(rows)
+
     def to_frame(self) -> pd.DataFrame:
         """:meth:`at` :attr:`chunksize`: one row per dataset and a total row."""
         return self.at(self.chunksize)

@@ -18,11 +18,12 @@ from typing import Any
 import awkward as ak
 import cloudpickle
 import numpy as np
+import pandas as pd
 import pytest
 from coffea import processor
 from coffea.nanoevents import NanoAODSchema
 
-from coffea_sizing import SizingDaskExecutor, advise, chunk_table
+from coffea_sizing import SizingDaskExecutor, advise, chunk_table, load_records
 from coffea_sizing.datasets import make_nanoaod
 from coffea_sizing.plan import PlanError, sample_work
 
@@ -259,3 +260,52 @@ def test_files_that_differ_get_their_own_fixed_terms(tmp_path: Path) -> None:
     # 40 ms of events each and 1 ms of task overhead
     assert per_file["worker_s"].iloc[0] == pytest.approx(0.65 + 0.12 + 0.003, rel=0.02)
     assert [f.open_bytes for f in plan.files] == opens
+
+
+CLI_PROCESSOR = """
+import awkward as ak
+from coffea import processor
+
+
+class JetSum(processor.ProcessorABC):
+    def process(self, events):
+        return {"n": len(events), "sumpt": float(ak.sum(events.Jet.pt))}
+
+    def postprocess(self, accumulator):
+        return accumulator
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
+def test_cli_sample_plan_calibrate(
+    cluster: Any,
+    campaign: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from coffea_sizing.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "jetsum.py").write_text(CLI_PROCESSOR)
+    small = {ds: files[:2] for ds, files in campaign.items()}
+    (tmp_path / "full.json").write_text(json.dumps(small))
+    common = ["--fileset", "full.json", "--scheduler", cluster.scheduler_address]
+    argv = ["run", "jetsum.py", *common, "--chunksize", "40000", "--sample", "4"]
+    assert main([*argv, "--calibrate", "--out", "cal"]) == 0
+    out = capsys.readouterr().out
+    assert "coffea-sizing plan: 2 datasets, 4 files, 500,000 entries" in out
+    assert "planned / measured:" in out
+    table = pd.read_csv(tmp_path / "cal" / "calibration.csv")
+    assert (table["ratio_chunks"] == 1.0).all()
+    assert (table["ratio_bytesread"] == 1.0).all()
+    saved = load_records(tmp_path / "cal" / "records.parquet")
+    assert len(saved["sizing"]) == 8  # the sample: 4 chunks per dataset
+    assert main(["plan", "cal/records.parquet", "--fileset", "full.json"]) == 0
+    again = capsys.readouterr().out
+    assert again.startswith("coffea-sizing plan: 2 datasets, 4 files, 500,000 entries")
+    assert main(["plan", "cal/records.parquet", "--fileset", "nope.json"]) == 2
+    assert "cannot read the fileset nope.json" in capsys.readouterr().err
