@@ -926,22 +926,12 @@ def _plan_or_fail(advice: Any, fileset: Any, args: argparse.Namespace) -> Any:
         raise CLIError(str(err)) from err
 
 
-def _comparison_text(table: Any) -> str:
-    """Planned, measured and planned / measured, as three terminal tables."""
+def _comparison_text(plan: Any, report: Any) -> str:
+    """Planned and measured, then planned / measured, as terminal tables."""
     from .tables import to_text
 
-    quantities = ("chunks", "bytesread", "worker_s", "peak_bytes", "increment_bytes")
-    parts = []
-    for prefix, title in (
-        ("planned", "planned:"),
-        ("measured", "measured:"),
-        ("ratio", "planned / measured:"),
-    ):
-        frame = table[["dataset"] + [f"{prefix}_{q}" for q in quantities]].rename(
-            columns=lambda c, p=prefix: c.removeprefix(f"{p}_")
-        )
-        parts.append(f"{title}\n{to_text(frame, ratio=prefix == 'ratio')}")
-    return "\n\n".join(parts)
+    values, ratios = plan.compare_tables(report)
+    return f"{to_text(values)}\n\nplanned / measured:\n{to_text(ratios, ratio=True)}"
 
 
 def _plan_and_calibrate(
@@ -984,10 +974,9 @@ def _plan_and_calibrate(
     save_records(
         report, out / "calibration.parquet", context={"chunksize": plan.chunksize}
     )
-    table = plan.compare(report)
-    table.to_csv(out / "calibration.csv", index=False)
+    plan.compare(report).to_csv(out / "calibration.csv", index=False)
     print()
-    print(_comparison_text(table))
+    print(_comparison_text(plan, report))
     print(
         f"wrote calibration: {out / 'calibration.csv'} (records: calibration.parquet)"
     )

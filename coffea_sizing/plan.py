@@ -365,6 +365,9 @@ def _row(
     return row
 
 
+#: The figures :meth:`Plan.compare` sets side by side.
+_COMPARED = ("chunks", "bytesread", "worker_s", "peak_bytes", "increment_bytes")
+
 #: Columns of :meth:`Plan.to_frame`, in order.
 PLAN_COLUMNS = (
     "dataset",
@@ -497,7 +500,7 @@ class Plan:
                     return math.nan
                 return float(pd.to_numeric(rows[col], errors="coerce").median())
 
-            got = {
+            got = {  # the keys of _COMPARED
                 "chunks": float(len(mine)),
                 "bytesread": float(pd.to_numeric(mine["bytesread"]).sum()),
                 "worker_s": float(pd.to_numeric(mine["walltime"]).sum()),
@@ -512,6 +515,29 @@ class Plan:
                 row[f"ratio_{key}"] = want / value if value else math.nan
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def compare_tables(self, measured: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """:meth:`compare` as two tables to show: planned and measured figures one
+        row each (``dataset`` reads ``"tt: planned"``), and their ratios.
+
+        Field names as columns, so :func:`coffea_sizing.tables.to_text` and
+        :func:`~coffea_sizing.tables.styled` give them units (``ratio=True`` for
+        the second).
+        """
+        import pandas as pd
+
+        table = self.compare(measured)
+        values, ratios = [], []
+        for row in table.to_dict("records"):
+            for kind in ("planned", "measured"):
+                values.append(
+                    {"dataset": f"{row['dataset']}: {kind}"}
+                    | {q: row[f"{kind}_{q}"] for q in _COMPARED}
+                )
+            ratios.append(
+                {"dataset": row["dataset"]} | {q: row[f"ratio_{q}"] for q in _COMPARED}
+            )
+        return pd.DataFrame(values), pd.DataFrame(ratios)
 
     def to_frame(self) -> pd.DataFrame:
         """:meth:`at` :attr:`chunksize`: one row per dataset and a total row."""
@@ -753,25 +779,21 @@ def plan_campaign(
     used = {d: models[d] for d in datasets}
     pause = pause_fraction()
     cap = memory_limit * pause if memory_limit else None
-    total_entries = sum(f.num_entries for f in files)
 
-    def choose(names: list[str], share: float) -> tuple[dict[str, Any], str]:
+    def choose(names: list[str]) -> tuple[dict[str, Any], str]:
         chosen = [f for f in files if f.dataset in names]
         sizes = _candidates(chosen, set(sampled_sizes))
         rows = _summaries(used, chosen, sizes, names, workers)
-        min_chunks = max(1, math.ceil(CHUNKS_PER_WORKER * workers * share))
+        min_chunks = CHUNKS_PER_WORKER * workers
         return _choose(
             rows, cap, target_chunk_seconds, min_chunks, pause, memory_limit, workers
         )
 
-    best, why = choose(datasets, 1.0)
+    best, why = choose(datasets)
     per_dataset = {}
     per_cost = 0.0
     for d in datasets:
-        share = sum(f.num_entries for f in files if f.dataset == d) / max(
-            total_entries, 1
-        )
-        r, _ = choose([d], share)
+        r, _ = choose([d])  # run alone: it has every worker to itself
         per_dataset[d] = int(r["chunksize"])
         per_cost += r["cost"]
     size = int(best["chunksize"]) if chunksize is None else int(chunksize)
@@ -914,7 +936,8 @@ def _text(plan: Plan) -> str:
     if len(plan.per_dataset) > 1:
         sizes = ", ".join(f"{d} {s:,}" for d, s in plan.per_dataset.items())
         lines.append(
-            f"  per dataset: {sizes}: {format_seconds(plan.cost_per_dataset_s)} of "
+            f"  per dataset (each run alone): {sizes}: "
+            f"{format_seconds(plan.cost_per_dataset_s)} of "
             f"worker time against {format_seconds(plan.cost_single_s)} at one size"
         )
     lines.append(_memory_line(plan, frame))
