@@ -254,7 +254,14 @@ def test_files_that_differ_get_their_own_fixed_terms(tmp_path: Path) -> None:
         for s, n in ((0, 1_000), (1_000, 3_000))
     ]
     fileset = {"tt": [str(small), *map(str, big)]}
-    plan = advise(records).plan(fileset, chunksize=4_000, treename="Events")
+    calls: list[tuple[int, int]] = []
+    plan = advise(records).plan(
+        fileset,
+        chunksize=4_000,
+        treename="Events",
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls == [(1, 3), (2, 3), (3, 3)]  # progress as the metadata are read
     per_file = plan.at(4_000)
     # 3 chunks of 4,000 events: 0.05 + 0.30 + about 0.30 (big1 like big0), plus
     # 40 ms of events each and 1 ms of task overhead
