@@ -159,7 +159,7 @@ class Advice:
             Any fileset coffea's ``Runner`` accepts; every dataset must be one
             this run sampled. Only the files' metadata are read.
         chunksize : int, optional
-            Plan at this size; default: choose :attr:`Plan.chunksize`.
+            Plan at this size; default: choose ``Plan.chunksize``.
         workers : int, optional
             Workers of the campaign (default: this run's).
         **options

@@ -1,11 +1,11 @@
 """Plan a campaign before it starts: from a sampled run's model to the whole fileset.
 
-Covers :func:`plan_campaign` (behind :meth:`coffea_sizing.Advice.plan`): for every
+Covers :func:`plan_campaign` (behind :meth:`coffea_sizing.advise.Advice.plan`): for every
 dataset of a fileset and in total, the chunks, entries and bytes read (to the byte
 from the files' metadata), worker-seconds, wall time on N workers, chunk peak memory
 and the size of the reduced output; the one chunk size to give coffea's ``Runner``
-(:attr:`Plan.chunksize`), per-dataset sizes beside it (:attr:`Plan.per_dataset`) and
-the smallest worker memory (:attr:`Plan.worker_memory`). It opens file metadata only
+(``Plan.chunksize``), per-dataset sizes beside it (``Plan.per_dataset``) and
+the smallest worker memory (``Plan.worker_memory``). It opens file metadata only
 (never a basket), in parallel, and makes no cluster call. Does not fit the model
 (:mod:`coffea_sizing.advise` does; :mod:`coffea_sizing.model` holds it) or run
 anything (``coffea-sizing run --sample``). How the intervals are computed:
@@ -406,14 +406,14 @@ class Plan:
     per_dataset : dict of str to int
         The same choice made for each dataset alone (to run them separately).
     cost_single_s, cost_per_dataset_s : float
-        Predicted worker-seconds of the campaign at :attr:`chunksize` and with
-        :attr:`per_dataset` sizes.
+        Predicted worker-seconds of the campaign at ``chunksize`` and with
+        ``per_dataset`` sizes.
     worker_memory : float or None
         The smallest ``memory_limit`` (bytes) at which the high-quantile chunk peak
-        at :attr:`chunksize` stays under :attr:`pause` of it (None: no memory
+        at ``chunksize`` stays under ``pause`` of it (None: no memory
         figures in the records).
     decided_by : str
-        What set :attr:`chunksize`, in words (with the way out when nothing fits).
+        What set ``chunksize``, in words (with the way out when nothing fits).
     memory_limit : float or None
         The workers' memory limit the plan was made for.
     pause : float
@@ -440,7 +440,7 @@ class Plan:
     def at(self, chunksize: int | Mapping[str, int]) -> pd.DataFrame:
         """The campaign's predicted figures at ``chunksize`` (one for all
         datasets, or ``{dataset: size}``): one row per dataset and a ``"total"``
-        row; the columns of :data:`PLAN_COLUMNS` (``*_bytes`` in bytes, ``*_s`` in
+        row; the columns of ``PLAN_COLUMNS`` (``*_bytes`` in bytes, ``*_s`` in
         seconds; ``worker_s_low``/``_high`` the interval of the total)."""
         import pandas as pd
 
@@ -456,7 +456,7 @@ class Plan:
 
     def memory_needed(self, chunksize: int | Mapping[str, int]) -> float:
         """The smallest ``memory_limit`` (bytes) for ``chunksize``: the largest
-        high-quantile chunk peak over the datasets, over :attr:`pause`."""
+        high-quantile chunk peak over the datasets, over ``pause``."""
         frame = self.at(chunksize)
         return float(frame["peak_high_bytes"].iloc[:-1].max()) / self.pause
 
@@ -467,7 +467,7 @@ class Plan:
         ----------
         measured : mapping, tuple or DataFrame
             The ``Runner`` report (or a :func:`~coffea_sizing.chunk_table`) of the
-            campaign run at :attr:`chunksize`.
+            campaign run at ``chunksize``.
 
         Returns
         -------
@@ -540,7 +540,7 @@ class Plan:
         return pd.DataFrame(values), pd.DataFrame(ratios)
 
     def to_frame(self) -> pd.DataFrame:
-        """:meth:`at` :attr:`chunksize`: one row per dataset and a total row."""
+        """:meth:`at` ``chunksize``: one row per dataset and a total row."""
         return self.at(self.chunksize)
 
     def __str__(self) -> str:
@@ -728,7 +728,7 @@ def plan_campaign(
     fileset : mapping, str or path
         Any fileset coffea's ``Runner`` accepts (or a JSON file of one).
     chunksize : int, optional
-        Plan at this chunk size instead of choosing one (:attr:`Plan.chunksize`).
+        Plan at this chunk size instead of choosing one (``Plan.chunksize``).
     workers : int
         Workers the wall time is predicted for.
     memory_limit : float, optional
@@ -758,7 +758,7 @@ def plan_campaign(
 
     Examples
     --------
-    See :meth:`coffea_sizing.Advice.plan`.
+    See :meth:`coffea_sizing.advise.Advice.plan`.
     """
     from .filesets import FilesetError, normalize_fileset
 
