@@ -946,6 +946,7 @@ def _plan_and_calibrate(
     from coffea import processor
 
     from .executor import SizingDaskExecutor
+    from .report import save_plan_report
     from .store import save_records
 
     plan = _plan_or_fail(advice, fileset, args)
@@ -954,7 +955,10 @@ def _plan_and_calibrate(
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plan.to_frame().to_csv(out / "plan.csv", index=False)
-    print(f"wrote plan: {out / 'plan.csv'}")
+    written = save_plan_report(plan, out)
+    print(
+        f"wrote plan: {out / 'plan.csv'}, {written['html']} (figure {written['figure']})"
+    )
     if not args.calibrate:
         return
     print(f"\ncalibrating: the whole fileset at chunksize {plan.chunksize:,} ...")
@@ -975,10 +979,12 @@ def _plan_and_calibrate(
         report, out / "calibration.parquet", context={"chunksize": plan.chunksize}
     )
     plan.compare(report).to_csv(out / "calibration.csv", index=False)
+    written = save_plan_report(plan, out, report)
     print()
     print(_comparison_text(plan, report))
     print(
-        f"wrote calibration: {out / 'calibration.csv'} (records: calibration.parquet)"
+        f"wrote calibration: {out / 'calibration.csv'} (records: calibration.parquet; "
+        f"planned against measured in {written['html']})"
     )
 
 
@@ -1026,7 +1032,10 @@ def _configure_plan(parser: argparse.ArgumentParser) -> None:
         help="longest wanted chunk (default: no limit)",
     )
     parser.add_argument(
-        "--out", metavar="DIR", default=None, help="also write plan.csv here"
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="also write plan.csv, plan.html and plan.png here",
     )
 
 
@@ -1040,7 +1049,13 @@ def _run_plan(args: argparse.Namespace) -> int:
         out = pathlib.Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         plan.to_frame().to_csv(out / "plan.csv", index=False)
-        print(f"\nwrote plan: {out / 'plan.csv'}")
+        from .report import save_plan_report
+
+        written = save_plan_report(plan, out)
+        print(
+            f"\nwrote plan: {out / 'plan.csv'}, {written['html']} "
+            f"(figure {written['figure']})"
+        )
     return 0
 
 

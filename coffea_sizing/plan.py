@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -543,6 +543,36 @@ class Plan:
         """:meth:`at` ``chunksize``: one row per dataset and a total row."""
         return self.at(self.chunksize)
 
+    def curve(self, sizes: Sequence[int] | None = None) -> pd.DataFrame:
+        """The whole campaign at each chunk size: what the choice was made from.
+
+        Parameters
+        ----------
+        sizes : sequence of int, optional
+            Chunk sizes (default: the sizes the plan chose among, with
+            ``chunksize``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per size, the ``"total"`` row of :meth:`at`: ``chunksize``,
+            ``chunks``, ``worker_s`` (``_low``/``_high``), ``wall_s``,
+            ``peak_high_bytes`` (the largest over the datasets) and the others of
+            ``PLAN_COLUMNS``; ``memory_needed_bytes`` is :meth:`memory_needed`.
+        """
+        import pandas as pd
+
+        if sizes is None:
+            sizes = _candidates(self.files, {self.chunksize})
+        rows = []
+        for size in sorted({int(s) for s in sizes}):
+            total = self.at(size).iloc[-1].copy()
+            total["chunksize"] = size
+            rows.append(total)
+        frame = pd.DataFrame(rows).reset_index(drop=True)
+        frame["memory_needed_bytes"] = frame["peak_high_bytes"] / self.pause
+        return frame
+
     def __str__(self) -> str:
         return _text(self)
 
@@ -919,49 +949,70 @@ _SHOWN = (
 )
 
 
-def _text(plan: Plan) -> str:
-    from .tables import to_text
-
+def _parts(plan: Plan) -> dict[str, Any]:
+    """The plan in words: ``header``, ``decided_by``, ``per_dataset`` (or ""),
+    ``memory`` and ``notes`` (how sure each figure is); the terminal text and the
+    HTML report are both made of them."""
     frame = plan.to_frame()
     total = frame.iloc[-1]
-    lines = [
-        (
-            f"coffea-sizing plan: {plural(len(plan._models), 'dataset')}, "
-            f"{plural(len(plan.files), 'file')}, {int(total['entries']):,} entries, "
-            f"{plural(plan.workers, 'worker')}"
-        ),
-        "",
-        f"chunksize {plan.chunksize:,} (decided by {plan.decided_by})",
-    ]
+    per_dataset = ""
     if len(plan.per_dataset) > 1:
         sizes = ", ".join(f"{d} {s:,}" for d, s in plan.per_dataset.items())
-        lines.append(
-            f"  per dataset (each run alone): {sizes}: "
+        per_dataset = (
+            f"per dataset (each run alone): {sizes}: "
             f"{format_seconds(plan.cost_per_dataset_s)} of "
             f"worker time against {format_seconds(plan.cost_single_s)} at one size"
         )
-    lines.append(_memory_line(plan, frame))
-    lines += ["", to_text(frame, list(_SHOWN))]
-    lines.append(
-        f"  worker time {format_seconds(total['worker_s'])} (interval "
-        f"{format_seconds(total['worker_s_low'])} - "
-        f"{format_seconds(total['worker_s_high'])}: the 10-90% range of the median "
-        "measured/fitted ratio of the sampled chunks, bootstrapped); peaks: median "
-        f"and {HIGH_QUANTILE:.0%} quantile of the largest chunk"
-    )
+    notes = [
+        (
+            f"worker time {format_seconds(total['worker_s'])} (interval "
+            f"{format_seconds(total['worker_s_low'])} - "
+            f"{format_seconds(total['worker_s_high'])}: the 10-90% range of the median "
+            "measured/fitted ratio of the sampled chunks, bootstrapped); peaks: median "
+            f"and {HIGH_QUANTILE:.0%} quantile of the largest chunk"
+        )
+    ]
     fitted = [f for f in plan.files if not f.exact]
     if fitted:
-        lines.append(
-            f"  bytes read: fitted for {plural(len(fitted), 'file')} "
+        notes.append(
+            f"bytes read: fitted for {plural(len(fitted), 'file')} "
             f"({Path(fitted[0].filename).name}: {fitted[0].problem}), to the byte "
             "from the basket metadata for the others"
         )
     else:
-        lines.append("  bytes read: to the byte, from the files' basket metadata")
+        notes.append("bytes read: to the byte, from the files' basket metadata")
     for dataset, model in plan._models.items():
         for fit in (model.walltime, model.memory):
             if fit is not None and fit.caveat:
-                lines.append(f"  {dataset} {fit.quantity}: {fit.caveat}")
+                notes.append(f"{dataset} {fit.quantity}: {fit.caveat}")
+    return {
+        "header": (
+            f"coffea-sizing plan: {plural(len(plan._models), 'dataset')}, "
+            f"{plural(len(plan.files), 'file')}, {int(total['entries']):,} entries, "
+            f"{plural(plan.workers, 'worker')}"
+        ),
+        "decided_by": plan.decided_by,
+        "per_dataset": per_dataset,
+        "memory": _memory_line(plan, frame),
+        "frame": frame,
+        "notes": notes,
+    }
+
+
+def _text(plan: Plan) -> str:
+    from .tables import to_text
+
+    parts = _parts(plan)
+    lines = [
+        parts["header"],
+        "",
+        f"chunksize {plan.chunksize:,} (decided by {parts['decided_by']})",
+    ]
+    if parts["per_dataset"]:
+        lines.append(f"  {parts['per_dataset']}")
+    lines.append(parts["memory"])
+    lines += ["", to_text(parts["frame"], list(_SHOWN))]
+    lines += [f"  {line}" for line in parts["notes"]]
     return "\n".join(lines)
 
 

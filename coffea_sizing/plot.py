@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .findings import plural
+from .findings import format_bytes, plural
 from .tables import byte_unit
 
 if TYPE_CHECKING:
@@ -46,7 +46,11 @@ __all__ = [
     "draw_growth",
     "draw_open_payload",
     "draw_output_per_chunk",
+    "draw_plan_bytes",
+    "draw_plan_memory",
+    "draw_plan_worker_time",
     "draw_task_output",
+    "plan_figure",
     "sweep_figure",
 ]
 
@@ -769,4 +773,168 @@ def advice_figure(advice: Any) -> Figure:
         axes[1].text(0.5, 0.5, "no memory figures in the records", ha="center")
     draw_chunk_walltime(advice, axes[2])
     axes[2].legend(fontsize="small", loc="best")
+    return fig
+
+
+# --------------------------------------------------------------------- the plan
+def _plan_measured(plan: Any, measured: Any) -> dict[str, float] | None:
+    """The calibration run's totals, as :meth:`Plan.compare` gives them."""
+    if measured is None:
+        return None
+    total = plan.compare(measured).set_index("dataset").loc["total"]
+    return {
+        key: float(total[f"measured_{key}"])
+        for key in ("bytesread", "worker_s", "peak_bytes")
+    }
+
+
+def _draw_plan_panel(
+    ax: Axes,
+    plan: Any,
+    curve: pd.DataFrame,
+    column: str,
+    measured: float | None,
+    ylabel: str,
+    seconds: bool,
+) -> float:
+    values = curve[column].tolist() + ([] if measured is None else [measured])
+    scale, unit = (1.0, "s") if seconds else byte_unit(values)
+    ax.plot(curve["chunksize"], curve[column] / scale, color="C0", label="planned")
+    ax.axvline(
+        plan.chunksize,
+        color="k",
+        linestyle=":",
+        label=f"Plan.chunksize ({plan.chunksize:,})",
+    )
+    if measured is not None:
+        ax.scatter(
+            [plan.chunksize],
+            [measured / scale],
+            color="C3",
+            marker="x",
+            s=60,
+            zorder=3,
+            label="measured (calibration run)",
+        )
+    ax.set_xscale("log")
+    if _wants_log(v for v in values if v and v > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel("chunksize (entries per chunk)")
+    ax.set_ylabel(f"{ylabel} ({unit})")
+    ax.grid(alpha=0.3)
+    _hep_ticks(ax)
+    return scale
+
+
+def draw_plan_bytes(plan: Any, ax: Axes, measured: Any = None) -> None:
+    """Bytes the whole campaign reads at each chunk size (every chunk pays the
+    file's open and tree metadata again), ``Plan.chunksize`` and, given the
+    calibration run's records, what it read."""
+    got = _plan_measured(plan, measured)
+    _draw_plan_panel(
+        ax,
+        plan,
+        plan.curve(),
+        "bytesread",
+        None if got is None else got["bytesread"],
+        "bytes read, whole campaign",
+        False,
+    )
+    ax.set_title("(a) Bytes read")
+
+
+def draw_plan_worker_time(plan: Any, ax: Axes, measured: Any = None) -> None:
+    """Worker-seconds of the whole campaign at each chunk size with its interval
+    (shaded), ``Plan.chunksize`` and, given the calibration run's records, what it
+    took."""
+    curve = plan.curve()
+    got = _plan_measured(plan, measured)
+    _draw_plan_panel(
+        ax,
+        plan,
+        curve,
+        "worker_s",
+        None if got is None else got["worker_s"],
+        "worker time, whole campaign",
+        True,
+    )
+    ax.fill_between(
+        curve["chunksize"],
+        curve["worker_s_low"],
+        curve["worker_s_high"],
+        color="C0",
+        alpha=0.2,
+        label="interval",
+    )
+    ax.set_title("(b) Worker time")
+
+
+def draw_plan_memory(plan: Any, ax: Axes, measured: Any = None) -> None:
+    """The chunk's peak memory at each chunk size (median, and the high quantile
+    dashed), Dask's pause threshold of ``memory_limit`` when the plan was made for
+    one, ``Plan.chunksize`` and, given the calibration run's records, the measured
+    median peak of its largest chunks."""
+    curve = plan.curve()
+    got = _plan_measured(plan, measured)
+    limit = plan.memory_limit
+    scale = _draw_plan_panel(
+        ax,
+        plan,
+        curve,
+        "peak_bytes",
+        None if got is None else got["peak_bytes"],
+        "chunk peak memory",
+        False,
+    )
+    ax.plot(
+        curve["chunksize"],
+        curve["peak_high_bytes"] / scale,
+        color="C0",
+        linestyle="--",
+        label="planned, high quantile",
+    )
+    if limit:
+        pause = limit * plan.pause
+        label = f"pause at {plan.pause:.0%} of memory_limit"
+        if pause <= 3 * float(curve["peak_high_bytes"].max()):
+            ax.axhline(pause / scale, color="C1", label=label)
+        else:  # far above every peak: said, not drawn (it would flatten the lines)
+            ax.plot([], [], " ", label=f"{label}: {format_bytes(pause)}, off scale")
+    ax.set_title("(c) Peak memory of a chunk")
+    ax.legend(fontsize="small", loc="best")
+
+
+def plan_figure(plan: Any, measured: Any = None) -> Figure:
+    """A campaign's plan against the chunk size, in three panels.
+
+    Bytes read, worker time (with its interval) and chunk peak memory of the whole
+    campaign at every chunk size the plan chose among, the chosen ``chunksize``
+    (dotted) and, given the records of the campaign run at it, the measured totals
+    (crosses).
+
+    Parameters
+    ----------
+    plan : Plan
+        What :meth:`~coffea_sizing.advise.Advice.plan` returned.
+    measured : report or DataFrame, optional
+        The ``Runner`` report (or :func:`~coffea_sizing.chunk_table`) of the
+        campaign run at ``plan.chunksize``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Not registered with ``pyplot``; save it with ``fig.savefig(...)``.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=ADVICE_FIGURE_SIZE, layout="constrained")
+    axes = fig.subplots(1, 3)
+    draw_plan_bytes(plan, axes[0], measured)
+    draw_plan_worker_time(plan, axes[1], measured)
+    if math.isfinite(float(plan.to_frame()["peak_bytes"].iloc[-1])):
+        draw_plan_memory(plan, axes[2], measured)
+    else:
+        axes[2].set_axis_off()
+        axes[2].text(0.5, 0.5, "no memory figures in the records", ha="center")
+    axes[0].legend(fontsize="small", loc="best")
     return fig

@@ -31,8 +31,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_HTML_CHUNK_ROWS",
+    "PLAN_TITLE",
     "render_html",
+    "render_plan_html",
     "save_advice_report",
+    "save_plan_report",
     "save_report",
     "template_environment",
 ]
@@ -310,4 +313,109 @@ def save_advice_report(
     figure.write_bytes(png)
     page = out / "report.html"
     page.write_text(advice.to_html(png), encoding="utf-8")
+    return {"figure": figure, "html": page}
+
+
+PLAN_TITLE = "coffea-sizing plan: the whole campaign before it runs"
+_PLAN_CAPTION = (
+    "(a) Bytes the whole campaign reads at each chunk size: every chunk pays its "
+    "file's open and tree metadata again. (b) Worker time of the whole campaign, "
+    "with its interval (shaded). (c) A chunk's peak memory (solid: median; dashed: "
+    "high quantile) and Dask's pause threshold of the workers' memory_limit when "
+    "the plan was made for one. Dotted: Plan.chunksize; crosses: the calibration "
+    "run at it, when there is one."
+)
+
+
+def render_plan_html(plan: Any, png: bytes, measured: Any = None) -> str:
+    """The plan's self-contained HTML page (``templates/plan.html.j2``).
+
+    Parameters
+    ----------
+    plan : Plan
+        What :meth:`~coffea_sizing.advise.Advice.plan` returned.
+    png : bytes
+        The figure (:func:`coffea_sizing.plot.plan_figure`) as a PNG.
+    measured : report or DataFrame, optional
+        The records of the campaign run at ``plan.chunksize``: the page then shows
+        planned against measured.
+
+    Returns
+    -------
+    str
+    """
+    from .findings import format_bytes
+    from .plan import _SHOWN, _parts
+
+    parts = _parts(plan)
+    comparison = None
+    if measured is not None:
+        values, ratios = plan.compare_tables(measured)
+        comparison = {
+            "figures": styled(values).to_html(),
+            "ratios": styled(ratios, ratio=True).to_html(),
+        }
+    total = parts["frame"].iloc[-1]
+    width, height = _png_size(png)
+    alt = (
+        f"Bytes read, worker time and chunk peak memory of the whole campaign "
+        f"against the chunk size; at the chosen {plan.chunksize:,}: "
+        f"{format_bytes(float(total['bytesread']))} read"
+    )
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        template_environment()
+        .get_template("plan.html.j2")
+        .render(
+            title=PLAN_TITLE,
+            meta=[
+                f"Generated {now}",
+                *(f"{name} {version}" for name, version in _versions().items()),
+                parts["header"].removeprefix("coffea-sizing plan: "),
+            ],
+            chunksize=f"{plan.chunksize:,}",
+            decided_by=parts["decided_by"],
+            memory_line=parts["memory"],
+            per_dataset=parts["per_dataset"],
+            table=_table(parts["frame"], _SHOWN),
+            notes=parts["notes"],
+            comparison=comparison,
+            image=base64.b64encode(png).decode("ascii"),
+            width=width,
+            height=height,
+            alt=alt,
+            caption=_PLAN_CAPTION,
+        )
+    )
+
+
+def save_plan_report(
+    plan: Any, directory: str | os.PathLike[str], measured: Any = None
+) -> dict[str, Path]:
+    """Write ``plan.png`` and ``plan.html`` to ``directory``.
+
+    Parameters
+    ----------
+    plan : Plan
+        What :meth:`~coffea_sizing.advise.Advice.plan` returned.
+    directory : path
+        Created when missing.
+    measured : report or DataFrame, optional
+        The records of the campaign run at ``plan.chunksize`` (planned against
+        measured in the page and crosses in the figure).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``{"figure": ..., "html": ...}``.
+    """
+    from .plot import plan_figure
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    png = _figure_png(plan_figure(plan, measured))
+    figure = out / "plan.png"
+    figure.write_bytes(png)
+    page = out / "plan.html"
+    page.write_text(render_plan_html(plan, png, measured), encoding="utf-8")
     return {"figure": figure, "html": page}

@@ -80,7 +80,16 @@ _TIME_FIELDS = frozenset(
 )
 _TIMESTAMP_FIELDS = frozenset({"compute_start", "compute_stop"})
 _TEXT_FIELDS = frozenset(
-    {"dataset", "filename", "treename", "key", "worker", "code", "severity"}
+    {
+        "dataset",
+        "filename",
+        "treename",
+        "key",
+        "worker",
+        "code",
+        "severity",
+        "bytes_from",
+    }
 )
 _FLAG_FIELDS = frozenset({"skipped", "mem_shared", "process_mem_shared"})
 _CORRELATION_FIELDS = frozenset(

@@ -133,6 +133,45 @@ def test_plan_against_the_whole_run(client: Any, campaign: dict) -> None:
     text = str(plan)
     assert f"chunksize {plan.chunksize:,}" in text
     assert "bytes read: to the byte" in text
+    # what the choice was made from: the cheapest size that keeps 2 chunks per
+    # worker (no memory limit given, no time target)
+    curve = plan.curve().set_index("chunksize")
+    assert curve.loc[plan.chunksize, "worker_s"] == planned.loc["total", "worker_s"]
+    assert curve.loc[plan.chunksize, "bytesread"] == chunks["bytesread"].sum()
+    spread = curve[curve["chunks"] >= 4]
+    assert plan.chunksize == spread["worker_s"].idxmin()
+    # the smallest chunks read the most: each chunk pays the open again
+    assert curve["bytesread"].idxmax() == curve.index.min()
+
+
+@pytest.mark.slow
+def test_plan_report_shows_planned_and_measured(
+    client: Any, campaign: dict, tmp_path: Path
+) -> None:
+    from coffea_sizing.report import save_plan_report
+
+    proc = Growing(500)
+    _, sample = _runner(client)(
+        sample_work(campaign, 3, SAMPLE), treename="Events", processor_instance=proc
+    )
+    plan = advise(sample, worker_memory=4e9).plan(campaign, workers=2)
+    written = save_plan_report(plan, tmp_path / "before")
+    page = written["html"].read_text()
+    assert f"Runner(chunksize={plan.chunksize:,})" in page
+    assert "Planned against measured" not in page
+    assert 'src="data:image/png;base64,' in page
+    assert written["figure"].read_bytes().startswith(b"\x89PNG")
+    _, report = _runner(client, plan.chunksize)(
+        campaign, treename="Events", processor_instance=proc
+    )
+    page = save_plan_report(plan, tmp_path / "after", report)["html"].read_text()
+    assert "Planned against measured" in page
+    assert page.count("<table") == 4  # the plan (short and whole), values, ratios
+    assert "built-in method" not in page
+    values, ratios = plan.compare_tables(report)
+    assert list(ratios["chunks"]) == [1.0, 1.0, 1.0]  # tt, dy, total: exact
+    assert (ratios["bytesread"] == 1.0).all()
+    assert len(values) == 6  # planned and measured per dataset and in total
 
 
 def _paused_or_killed(client: Any) -> bool:
@@ -307,6 +346,8 @@ def test_cli_sample_plan_calibrate(
     out = capsys.readouterr().out
     assert "coffea-sizing plan: 2 datasets, 4 files, 500,000 entries" in out
     assert "planned / measured:" in out
+    assert "Planned against measured" in (tmp_path / "cal" / "plan.html").read_text()
+    assert (tmp_path / "cal" / "plan.png").stat().st_size > 10_000
     table = pd.read_csv(tmp_path / "cal" / "calibration.csv")
     assert (table["ratio_chunks"] == 1.0).all()
     assert (table["ratio_bytesread"] == 1.0).all()
