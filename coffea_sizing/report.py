@@ -304,16 +304,23 @@ def save_advice_report(
     dict of str to pathlib.Path
         ``{"figure": ..., "html": ...}``.
     """
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
     from .plot import advice_figure
 
     png = _figure_png(advice_figure(advice))
-    figure = out / "advice.png"
-    figure.write_bytes(png)
-    page = out / "report.html"
-    page.write_text(advice.to_html(png), encoding="utf-8")
-    return {"figure": figure, "html": page}
+    return _write_pair(
+        directory, ("advice.png", png), ("report.html", advice.to_html(png))
+    )
+
+
+def _write_pair(
+    directory: str | os.PathLike[str], figure: tuple[str, bytes], page: tuple[str, str]
+) -> dict[str, Path]:
+    """Write a report's figure (name, PNG) and page (name, HTML) into ``directory``."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / figure[0]).write_bytes(figure[1])
+    (out / page[0]).write_text(page[1], encoding="utf-8")
+    return {"figure": out / figure[0], "html": out / page[0]}
 
 
 PLAN_TITLE = "coffea-sizing plan: the whole campaign before it runs"
@@ -411,11 +418,6 @@ def save_plan_report(
     """
     from .plot import plan_figure
 
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
     png = _figure_png(plan_figure(plan, measured))
-    figure = out / "plan.png"
-    figure.write_bytes(png)
-    page = out / "plan.html"
-    page.write_text(render_plan_html(plan, png, measured), encoding="utf-8")
-    return {"figure": figure, "html": page}
+    html = render_plan_html(plan, png, measured)
+    return _write_pair(directory, ("plan.png", png), ("plan.html", html))
