@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CREEP_MARGIN",
+    "EXTRAPOLATION",
     "OPEN_COST_SPREAD",
     "PAUSE_FRACTION",
     "TASK_OVERHEAD_SECONDS",
@@ -56,6 +57,8 @@ CREEP_MARGIN = 0.05
 #: Files of a dataset whose open costs differ by this factor get their own fixed
 #: wall time per chunk.
 OPEN_COST_SPREAD = 1.5
+#: A chunk size beyond this factor of the largest sampled one is called extrapolated.
+EXTRAPOLATION = 2.0
 #: Bootstrap resamples of the chunks' ``measured / fitted`` for the total intervals.
 _BOOTSTRAP = 1000
 #: More files than this: progress lines on stderr while their metadata is read.
@@ -422,6 +425,9 @@ class Plan:
         Workers the wall time is predicted for.
     files : list of FilePlan
         Every file, with its entries and fixed bytes.
+    sampled_sizes : tuple of int
+        The chunk sizes (entries) of the sampled run's chunks: time and memory
+        beyond the largest are extrapolated, and the plan says by how much.
     """
 
     chunksize: int
@@ -435,6 +441,7 @@ class Plan:
     workers: int
     files: list[FilePlan]
     target_chunk_seconds: float | None = None
+    sampled_sizes: tuple[int, ...] = ()
     _models: dict[str, DatasetModel] = field(default_factory=dict, repr=False)
 
     def at(self, chunksize: int | Mapping[str, int]) -> pd.DataFrame:
@@ -843,6 +850,7 @@ def plan_campaign(
         workers=workers,
         files=files,
         target_chunk_seconds=target_chunk_seconds,
+        sampled_sizes=tuple(sorted(set(sampled_sizes))),
         _models=used,
     )
     frame = plan.to_frame()
@@ -972,6 +980,14 @@ def _parts(plan: Plan) -> dict[str, Any]:
             f"and {HIGH_QUANTILE:.0%} quantile of the largest chunk"
         )
     ]
+    if plan.sampled_sizes and plan.chunksize > EXTRAPOLATION * max(plan.sampled_sizes):
+        largest = max(plan.sampled_sizes)
+        notes.append(
+            f"extrapolated: chunks of {plan.chunksize:,} are "
+            f"{plan.chunksize / largest:.1f}x the largest sampled ({largest:,}); time "
+            "and memory are the fits carried beyond what was measured (their interval "
+            "does not cover that): sample at a larger size, or check with --calibrate"
+        )
     fitted = [f for f in plan.files if not f.exact]
     if fitted:
         notes.append(

@@ -816,6 +816,14 @@ def _draw_plan_panel(
             zorder=3,
             label="measured (calibration run)",
         )
+    if plan.sampled_sizes:
+        ax.axvspan(
+            min(plan.sampled_sizes),
+            max(plan.sampled_sizes),
+            color="0.85",
+            alpha=0.6,
+            label="sampled chunk sizes",
+        )
     ax.set_xscale("log")
     if _wants_log(v for v in values if v and v > 0):
         ax.set_yscale("log")

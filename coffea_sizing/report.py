@@ -329,7 +329,8 @@ _PLAN_CAPTION = (
     "file's open and tree metadata again. (b) Worker time of the whole campaign, "
     "with its interval (shaded). (c) A chunk's peak memory (solid: median; dashed: "
     "high quantile) and Dask's pause threshold of the workers' memory_limit when "
-    "the plan was made for one. Dotted: Plan.chunksize; crosses: the calibration "
+    "the plan was made for one. Grey band: the sampled chunk sizes (time and memory "
+    "beyond them are extrapolated). Dotted: Plan.chunksize; crosses: the calibration "
     "run at it, when there is one."
 )
 

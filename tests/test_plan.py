@@ -133,6 +133,11 @@ def test_plan_against_the_whole_run(client: Any, campaign: dict) -> None:
     text = str(plan)
     assert f"chunksize {plan.chunksize:,}" in text
     assert "bytes read: to the byte" in text
+    assert min(plan.sampled_sizes) == min(SAMPLE)  # the chunks' entries, as run
+    largest = max(plan.sampled_sizes)
+    if plan.chunksize > 2 * largest:  # says how far beyond the sample it goes
+        ratio = plan.chunksize / largest
+        assert f"extrapolated: chunks of {plan.chunksize:,} are {ratio:.1f}x" in text
     # what the choice was made from: the cheapest size that keeps 2 chunks per
     # worker (no memory limit given, no time target)
     curve = plan.curve().set_index("chunksize")
