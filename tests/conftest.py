@@ -27,6 +27,29 @@ mpl.use("Agg")
 TTBAR = "nanoAOD_2015_CMS_Open_Data_ttbar.root"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / TTBAR
 
+#: How much slower than a quiet 2-core machine the tests may run: every test's
+#: pytest-timeout (300 s in pyproject.toml, or a test's own mark) and the waits
+#: given to ``scaled`` are multiplied by it. The CI can set it higher on a loaded
+#: machine; the default leaves room for another job of the same size.
+TIMEOUT_FACTOR = float(os.environ.get("COFFEA_SIZING_TEST_TIMEOUT_FACTOR", "3"))
+
+
+def scaled(seconds: float) -> float:
+    """A wait (a subprocess, a thread join) scaled by ``TIMEOUT_FACTOR``."""
+    return seconds * TIMEOUT_FACTOR
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Scale every test's pytest-timeout by ``TIMEOUT_FACTOR``."""
+    base = float(config.getoption("timeout", None) or config.getini("timeout") or 0)
+    for item in items:
+        mark = item.get_closest_marker("timeout")
+        seconds = float(mark.args[0]) if mark and mark.args else base
+        if seconds > 0:
+            item.add_marker(pytest.mark.timeout(seconds * TIMEOUT_FACTOR), append=False)
+
 
 def _ensure_ttbar() -> str:
     """Make ``skhep_testdata.data_path`` work offline (copy the shared file)."""
