@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import logging
 import os
 import re
@@ -28,7 +29,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 __all__ = [
     "SUBCOMMANDS",
@@ -207,6 +208,62 @@ def _logged_run(path: Path | None) -> Iterator[_Log]:
         raise RunFailed(lines) from failure
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that suggest the nearest flag or subcommand.
+
+    ``prog: error: message`` without the usage block; an unknown flag (``--chunk-size``)
+    or subcommand gets ``did you mean ...?`` from the flags of its own subcommand.
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and self._subcommand:
+            # here, not in the top-level parser, which does not know these flags
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+    @property
+    def _subcommand(self) -> bool:
+        return self.prog != PROG
+
+    def _flags(self) -> list[str]:
+        return [s for a in self._actions for s in a.option_strings if s != "-h"]
+
+    def _suggest(self, word: str) -> str | None:
+        word = word.split("=", 1)[0]
+        if word.startswith("-"):
+            candidates = self._flags()
+        else:
+            candidates = [sub.name for sub in SUBCOMMANDS]
+
+        def key(name: str) -> str:
+            return name.lstrip("-").replace("-", "").replace("_", "").lower()
+
+        same = [c for c in candidates if key(c) == key(word) and c != word]
+        close = same or difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+        return close[0] if close else None
+
+    def error(self, message: str) -> NoReturn:
+        hint = ""
+        unknown = re.match(r"unrecognized arguments: (\S+)", message)
+        choice = re.match(r"argument SUBCOMMAND: invalid choice: '([^']*)'", message)
+        word = unknown.group(1) if unknown else choice.group(1) if choice else None
+        if word is not None:
+            near = self._suggest(word)
+            if near:
+                hint = f" (did you mean {near}?)"
+            elif unknown:
+                hint = f" ({self.prog} --help lists them)"
+            if choice:
+                names = ", ".join(sub.name for sub in SUBCOMMANDS)
+                message = f"unknown subcommand {word!r}; one of {names}"
+        elif message.startswith("the following arguments are required"):
+            hint = f" ({self.prog} --help)"
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{hint}\n")
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -371,6 +428,7 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tree",
+        "--treename",
         default="Events",
         help="TTree of files whose tree the fileset does not name (default Events)",
     )
@@ -682,7 +740,11 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         help="a fileset JSON file in any form coffea's Runner accepts",
     )
     parser.add_argument(
-        "--tree", default="Events", help="TTree of files the fileset does not name"
+        "--tree",
+        "--treename",
+        default="Events",
+        help="TTree of files the fileset does not name (default Events; --treename "
+        "as in coffea's Runner)",
     )
     parser.add_argument(
         "--chunksize",
@@ -1280,7 +1342,11 @@ def _configure_plan(parser: argparse.ArgumentParser) -> None:
         "metadata are read",
     )
     parser.add_argument(
-        "--tree", default="Events", help="TTree of files the fileset does not name"
+        "--tree",
+        "--treename",
+        default="Events",
+        help="TTree of files the fileset does not name (default Events; --treename "
+        "as in coffea's Runner)",
     )
     parser.add_argument(
         "--workers",
@@ -1435,7 +1501,7 @@ def build_parser() -> argparse.ArgumentParser:
         Parsing sets ``command`` (the subcommand name) and ``run`` (its run
         function).
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Per-chunk sizes for coffea processors on Dask.",
     )

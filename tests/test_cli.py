@@ -82,12 +82,90 @@ def test_wrong_tree_names_the_trees(
     assert "no tree 'Runs' (it holds: Events)" in err
 
 
-def test_bad_branch_count_has_a_usage_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["chunks", "--branches", "11"]) == 2
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["chunks", "--branches", "11"],
+            (
+                "coffea-sizing chunks: error: argument --branches: expected a branch "
+                "count from 1 to 10, got '11'"
+            ),
+        ),
+        (
+            ["run", "x.py", "--chunksize", "0"],
+            (
+                "coffea-sizing run: error: argument --chunksize: expected a positive "
+                "integer, got '0'"
+            ),
+        ),
+        (
+            ["run", "x.py", "f.root", "--chunk-size", "20"],
+            (
+                "coffea-sizing run: error: unrecognized arguments: --chunk-size 20 "
+                "(did you mean --chunksize?)"
+            ),
+        ),
+        (
+            ["sweep", "--treenme", "Events"],
+            (
+                "coffea-sizing sweep: error: unrecognized arguments: --treenme "
+                "(did you mean --treename?)"
+            ),
+        ),
+        (
+            ["run", "x.py", "--retries", "-1"],
+            (
+                "coffea-sizing run: error: argument --retries: expected an integer >= 0, "
+                "got '-1'"
+            ),
+        ),
+        (
+            ["rnu", "x.py"],
+            (
+                "coffea-sizing: error: unknown subcommand 'rnu'; one of generate, chunks, "
+                "sweep, run, advise, plan (did you mean run?)"
+            ),
+        ),
+        (
+            ["run", "x.py", "--frobnicate"],
+            (
+                "coffea-sizing run: error: unrecognized arguments: --frobnicate "
+                "(coffea-sizing run --help lists them)"
+            ),
+        ),
+        (
+            ["generate", "x.root"],
+            (
+                "coffea-sizing generate: error: the following arguments are required: "
+                "--events/-n (coffea-sizing generate --help)"
+            ),
+        ),
+    ],
+)
+def test_bad_arguments_are_one_line(
+    argv: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err == line + "\n"
+    assert captured.out == ""
+
+
+def test_treename_is_the_tree_option(
+    ttbar_file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """coffea's own name for it: checked against the file before any cluster."""
+    for sub in ("chunks", "sweep", "run"):
+        argv = [sub, ttbar_file, "--treename", "Runs"]
+        if sub == "run":
+            argv.insert(1, "x.py")
+        args = cli.build_parser().parse_args(argv)
+        assert args.tree == "Runs"
+    assert main(["chunks", ttbar_file, "--treename", "Runs"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("usage: coffea-sizing chunks")
-    assert "expected a branch count from 1 to 10, got '11'" in err
-    assert "num_branches" not in err
+    assert err.count("\n") == 1
+    assert "no tree 'Runs' (it holds: Events)" in err
 
 
 def test_sweep_help_states_the_chunksize_rule(

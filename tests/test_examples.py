@@ -149,6 +149,12 @@ def _check_cluster_run(text: str, out: Path) -> None:
     assert "scheduler: coffea_sizing " in text
     assert "MISSING" not in text
     assert "runs still open: []" in text
+    # human units, not raw bytes
+    assert "ttbar: 200 events" in text
+    assert "2 chunks, bytesread 673 kB" in text
+    assert "bytesread (kB)" in text
+    assert "336624" not in text
+    assert "336,624" not in text
     table = pd.read_csv(out / "chunks.csv")
     assert len(table) == 2 + 5  # ttbar in chunks of 100, generated in chunks of 20,000
     assert table.worker.str.startswith("worker ").all()
