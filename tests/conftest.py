@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pickle
+import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -61,6 +64,82 @@ def _ensure_ttbar() -> str:
     import skhep_testdata
 
     return str(skhep_testdata.data_path(TTBAR))
+
+
+#: Debian's chromium (``apt-get install -y chromium``): the browser of the report tests.
+CHROMIUM = Path("/usr/bin/chromium")
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="no /usr/bin/chromium: install Debian's chromium package "
+    "(apt-get install -y chromium) for the headless browser check",
+)
+
+_MEASURE = """<script>
+window.addEventListener("load", () => {
+  if (%(open)s) document.querySelectorAll("details").forEach(d => { d.open = true; });
+  const root = document.documentElement;
+  const tables = [...document.querySelectorAll("table")]
+    .filter(t => t.checkVisibility())  // not those in a closed <details>
+    .map(t => Math.ceil(t.getBoundingClientRect().right));
+  const out = document.createElement("pre");
+  out.id = "coffea-sizing-measured";
+  out.textContent = JSON.stringify({scrollWidth: root.scrollWidth,
+    clientWidth: root.clientWidth, innerWidth: window.innerWidth, tables: tables});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
+    """Run headless Chromium (its own profile); no timeout: pytest-timeout bounds it."""
+    return subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def layout_in_chromium(
+    page: Path, workdir: Path, *, width: int = 1400, open_details: bool = False
+) -> dict[str, Any]:
+    """How wide real headless Chromium lays ``page`` out in a ``width`` px window.
+
+    A copy of the page gains a script that, once loaded (optionally after opening
+    every ``<details>``), reads ``document.documentElement.scrollWidth``,
+    its ``clientWidth`` (the window less its scroll bar), ``window.innerWidth`` and
+    the right edge of every visible table; the report itself has no script.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    copy = workdir / f"measured-{page.stem}-{int(open_details)}.html"
+    script = _MEASURE % {"open": "true" if open_details else "false"}
+    copy.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", script + "</body>"),
+        encoding="utf-8",
+    )
+    run = chromium(
+        f"--window-size={width},1000",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        copy.resolve().as_uri(),
+        profile=workdir / f"profile-{int(open_details)}",
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    match = re.search(r'<pre id="coffea-sizing-measured">(.*?)</pre>', run.stdout)
+    assert match, f"the page did not load in Chromium: {run.stderr[-2000:]}"
+    return dict(json.loads(match.group(1)))
 
 
 @pytest.fixture(scope="session")
