@@ -301,7 +301,9 @@ def check_invariants(report: dict[str, Any], *, compressed: bool = True) -> None
     assert run_info["chunks"] == len(recs)
     assert run_info["merges"] == len(report["sizing_merges"])
     assert run_info["missing"] == 0
-    assert 0 < run_info["collect_seconds"] < 30
+    # the wait for late records (collect_timeout, 30 s) and closing the run on the
+    # scheduler (a 60 s call): bounded by definition, not by the machine's load
+    assert 0 < run_info["collect_seconds"] < 30 + 60 + 1
     assert len(recs) == report["chunks"]
     assert sum(r["bytesread"] for r in recs) == report["bytesread"]
     assert sum(r["entries"] for r in recs) == report["entries"]
@@ -321,7 +323,13 @@ def check_invariants(report: dict[str, Any], *, compressed: bool = True) -> None
         assert r["mem_usage_bytes"] >= 0
         assert r["mem_shared"] is False  # one thread per worker
         assert r["compute_stop"] >= r["compute_start"]
-        assert r["sizing_overhead"] < r["walltime"]
+        # no relation between the two that load cannot break (a slow pickling can
+        # outlast a fast chunk); both are parts of the task's compute window
+        assert math.isfinite(r["sizing_overhead"])
+        assert r["sizing_overhead"] >= 0
+        window = r["compute_stop"] - r["compute_start"]
+        # 1 ms: the worker's time() and the task's perf_counter() are two clocks
+        assert r["walltime"] + r["sizing_overhead"] <= window + 1e-3
         assert {"Jet_pt", "nJet"} <= set(r["columns"])
         if compressed:
             # the scheduler's nbytes of a chunk task is the compressed payload

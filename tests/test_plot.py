@@ -35,7 +35,7 @@ from coffea_sizing.plot import FIGURE_DPI, PANEL_TITLES, PANELS, sweep_figure
 from coffea_sizing.report import MAX_HTML_CHUNK_ROWS, render_html, save_report
 from coffea_sizing.tables import SUMMARY_COLUMNS, column_format
 
-from conftest import chromium, layout_in_chromium, needs_chromium
+from conftest import chromium, layout_in_chromium, needs_chromium, scaled
 
 BRANCH_COUNTS = (1, 2, 3, 5, 10)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -237,7 +237,7 @@ def test_figure_from_threads(sweep: SweepResult) -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=120)
+        t.join(timeout=scaled(120))
     assert not errors
     assert len(results) == 3
     assert all(r == expected for r in results)
