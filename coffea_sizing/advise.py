@@ -1287,15 +1287,78 @@ def model_table(advice: Advice) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _styled(frame: pd.DataFrame, units: Mapping[str, str]) -> str:
-    shown = frame.rename(columns={k: f"{k} ({u})" for k, u in units.items()})
-    formats = {}
-    for col in shown.columns:
-        if shown[col].dtype.kind in "f":
-            formats[col] = "{:,.3g}"
-        elif shown[col].dtype.kind in "iu":
-            formats[col] = "{:,}"
-    return shown.style.format(formats, na_rep="n/a").hide(axis="index").to_html()
+#: The recommendation's columns shown first: what the recommended size predicts, and
+#: what the run measured (the rest is one click away).
+_PREDICTED_SHORT = (
+    "dataset",
+    "chunksize",
+    "chunks",
+    "bytesread",
+    "bytesread_per_chunk",
+    "open_share",
+    "mem_peak_high",
+    "walltime_high",
+    "total_walltime",
+)
+_MEASURED_SHORT = (
+    "dataset",
+    "measured_chunksize",
+    "measured_chunks",
+    "measured_bytesread",
+    "measured_mem_peak_bytes",
+    "measured_walltime",
+    "measured_total_walltime",
+)
+_QUANTITY_WORDS = {
+    "bytesread": "bytes read",
+    "mem_peak_bytes": "peak memory",
+    "walltime": "wall time",
+}
+
+
+def _model_display(model: pd.DataFrame) -> pd.DataFrame:
+    """The model table in words and units, one unit per row (bytes or seconds)."""
+    import pandas as pd
+
+    rows = []
+    for r in model.to_dict("records"):
+        fmt = format_seconds if r["quantity"] == "walltime" else format_bytes
+        rows.append(
+            {
+                "dataset": r["dataset"],
+                "quantity": _QUANTITY_WORDS.get(r["quantity"], r["quantity"]),
+                "fixed per chunk": fmt(r["fixed"]),
+                "per 1,000 events": fmt(r["per_event"] * 1000),
+                "high quantile": f"x{float(r['high_ratio']):.2f}",
+                "chunks fitted": f"{int(r['chunks']):,}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _plain_table(frame: pd.DataFrame) -> str:
+    """Pre-formatted text cells as a report table (numbers right-aligned)."""
+    import pandas as pd
+
+    numeric = [c for c in frame.columns if c not in {"dataset", "quantity"}]
+    classes = pd.DataFrame(
+        {c: ["num" if c in numeric else "text"] * len(frame) for c in frame.columns},
+        index=frame.index,
+    )
+    return (
+        frame.style.format(escape="html")
+        .hide(axis="index")
+        .set_td_classes(classes)
+        .set_table_attributes('class="sizing"')
+        .set_table_styles(
+            [
+                {"selector": f"th.col{i}", "props": "text-align: left;"}
+                for i, c in enumerate(frame.columns)
+                if c not in numeric
+            ]
+        )
+        .to_html()
+    )
 
 
 def _html(advice: Advice, figure_png: bytes | None) -> str:
@@ -1303,49 +1366,36 @@ def _html(advice: Advice, figure_png: bytes | None) -> str:
 
     import jinja2
 
+    from .tables import styled
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("coffea_sizing", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
     )
-    rec = advice.recommendation.copy()
-    for col in (
-        "bytesread",
-        "bytesread_per_chunk",
-        "measured_bytesread",
-        "mem_peak_bytes",
-        "mem_peak_high",
-        "measured_mem_peak_bytes",
-    ):
-        rec[col] = rec[col] / 1e6
-    rec_units = dict.fromkeys(
-        (
-            "bytesread",
-            "bytesread_per_chunk",
-            "measured_bytesread",
-            "mem_peak_bytes",
-            "mem_peak_high",
-            "measured_mem_peak_bytes",
-        ),
-        "MB",
-    )
-    rec_units.update(
-        dict.fromkeys(
-            (
-                "walltime",
-                "walltime_high",
-                "total_walltime",
-                "measured_walltime",
-                "measured_total_walltime",
-            ),
-            "s",
-        )
-    )
+    rec = advice.recommendation
     model = model_table(advice)
+    summary = _text(advice).splitlines()[0]
     return env.get_template("advice.html.j2").render(
         title="coffea-sizing advice",
-        summary=_text(advice).splitlines()[0],
+        meta=[summary.removeprefix("coffea-sizing advice: ")],
         findings=[f.to_dict() for f in advice.findings],
-        recommendation=_styled(rec, rec_units),
-        model=_styled(model, {"fixed": "B or s", "per_event": "B or s per event"}),
+        predicted=styled(rec, _PREDICTED_SHORT).to_html(),
+        measured=styled(rec, _MEASURED_SHORT).to_html(),
+        full=styled(rec, [c for c in rec.columns if c != "decided_by"]).to_html(),
+        ncolumns=len(rec.columns) - 1,
+        decided=list(zip(rec["dataset"], rec["decided_by"], strict=True)),
+        model=_plain_table(_model_display(model)),
+        methods=[
+            (
+                r["dataset"],
+                _QUANTITY_WORDS.get(r["quantity"], r["quantity"]),
+                r["method"],
+                r["note"],
+            )
+            for r in model.to_dict("records")
+        ],
         figure=base64.b64encode(figure_png).decode() if figure_png else None,
     )

@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import logging
+import os
 import re
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
 
 __all__ = [
     "SUBCOMMANDS",
@@ -47,6 +50,112 @@ EXIT_FAILURE = 1
 
 class CLIError(Exception):
     """Bad input to a subcommand: reported on stderr, exit code 2."""
+
+
+class RunFailed(Exception):
+    """A run that failed: :func:`main` prints the cause's line, then ``lines``.
+
+    Raised ``from`` the run's exception (its ``__cause__``); exit code 1.
+    """
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = list(lines)
+
+
+#: The file the workers' and nannies' logs and warnings go to, in ``--out``.
+WORKER_LOG = "workers.log"
+_WARNING_LINE = re.compile(r"^\S.*?:\d+: (?P<category>\w*Warning): (?P<message>.*)$")
+
+
+@dataclass
+class _Log:
+    """Where a run's logs went (:func:`_captured_logs`)."""
+
+    path: Path | None
+    warnings: list[str] = field(default_factory=list)
+
+    def read_warnings(self) -> list[str]:
+        """The warnings written to the log (``file:line: Category: message``)."""
+        if self.path is None or not self.path.is_file():
+            return []
+        text = self.path.read_text(encoding="utf-8", errors="replace")
+        self.warnings = [
+            f"{m.group('category')}: {m.group('message').strip()}"
+            for m in map(_WARNING_LINE.match, text.splitlines())
+            if m
+        ]
+        return self.warnings
+
+    def summary(self) -> str:
+        """``the workers' log: PATH`` with the count of warnings in it."""
+        if self.path is None:
+            return ""
+        warned = self.read_warnings()
+        text = f"the workers' log: {self.path}"
+        if warned:
+            first = warned[0].split(": ", 1)[-1]
+            text += f" ({_warned(len(warned), first)})"
+        return text
+
+
+def _warned(count: int, first: str) -> str:
+    if len(first) > 100:
+        first = first[:97] + "..."
+    return f"{count} warning{'s' if count != 1 else ''} in it, first: {first}"
+
+
+def _fd_of(stream: Any) -> int | None:
+    try:
+        return int(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def _captured_logs(path: Path | None, *, append: bool = False) -> Iterator[_Log]:
+    """Send file descriptor 2 to ``path`` while a cluster runs; not ``sys.stderr``.
+
+    Processes started meanwhile (the LocalCluster's workers, and the workers their
+    nannies restart) inherit the file as their stderr: their log records, the
+    tracebacks of failed tasks and their warnings land there, as do this process's
+    own log records (the scheduler's, the nannies'). What the command itself prints
+    on ``sys.stderr`` (progress, the error line) still reaches the terminal.
+    ``path=None`` (``--debug``) changes nothing. The file is emptied first unless
+    ``append``.
+    """
+    if path is None:
+        yield _Log(None)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stream in (sys.stdout, sys.stderr, sys.__stderr__):
+        with contextlib.suppress(Exception):
+            stream.flush()  # type: ignore[union-attr]
+    saved = os.dup(2)
+    terminal: TextIO | None = None
+    previous = sys.stderr
+    try:
+        with path.open("ab" if append else "wb") as log:
+            os.dup2(log.fileno(), 2)
+        if _fd_of(sys.stderr) == 2:
+            terminal = os.fdopen(
+                os.dup(saved),
+                "w",
+                buffering=1,
+                encoding=getattr(previous, "encoding", None) or "utf-8",
+                errors="backslashreplace",
+            )
+            sys.stderr = terminal
+        yield _Log(path)
+    finally:
+        for stream in (sys.stdout, sys.stderr, previous, sys.__stderr__):
+            with contextlib.suppress(Exception):
+                stream.flush()  # type: ignore[union-attr]
+        if terminal is not None:
+            sys.stderr = previous
+            terminal.close()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @dataclass(frozen=True)
@@ -75,6 +184,86 @@ class Subcommand:
     description: str = ""
 
 
+@contextlib.contextmanager
+def _logged_run(path: Path | None) -> Iterator[_Log]:
+    """:func:`_captured_logs`, and a failure inside raised as :class:`RunFailed`.
+
+    The failure's extra line names the log (bad input, :class:`CLIError`, passes
+    through as it is).
+    """
+    failure: Exception | None = None
+    with _captured_logs(path) as log:
+        try:
+            yield log
+        except (CLIError, RunFailed):
+            raise
+        except Exception as err:  # noqa: BLE001 - reported by main(), one line
+            failure = err
+    if failure is not None:
+        lines = (
+            [f"{log.summary()}; --debug shows the traceback and the logs here"]
+            if log.path is not None
+            else []
+        )
+        raise RunFailed(lines) from failure
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that suggest the nearest flag or subcommand.
+
+    ``prog: error: message`` without the usage block; an unknown flag (``--chunk-size``)
+    or subcommand gets ``did you mean ...?`` from the flags of its own subcommand.
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and self._subcommand:
+            # here, not in the top-level parser, which does not know these flags
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+    @property
+    def _subcommand(self) -> bool:
+        return self.prog != PROG
+
+    def _flags(self) -> list[str]:
+        return [s for a in self._actions for s in a.option_strings if s != "-h"]
+
+    def _suggest(self, word: str) -> str | None:
+        word = word.split("=", 1)[0]
+        if word.startswith("-"):
+            candidates = self._flags()
+        else:
+            candidates = [sub.name for sub in SUBCOMMANDS]
+
+        def key(name: str) -> str:
+            return name.lstrip("-").replace("-", "").replace("_", "").lower()
+
+        same = [c for c in candidates if key(c) == key(word) and c != word]
+        close = same or difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+        return close[0] if close else None
+
+    def error(self, message: str) -> NoReturn:
+        hint = ""
+        unknown = re.match(r"unrecognized arguments: (\S+)", message)
+        choice = re.match(r"argument SUBCOMMAND: invalid choice: '([^']*)'", message)
+        word = unknown.group(1) if unknown else choice.group(1) if choice else None
+        if word is not None:
+            near = self._suggest(word)
+            if near:
+                hint = f" (did you mean {near}?)"
+            elif unknown:
+                hint = f" ({self.prog} --help lists them)"
+            if choice:
+                names = ", ".join(sub.name for sub in SUBCOMMANDS)
+                message = f"unknown subcommand {word!r}; one of {names}"
+        elif message.startswith("the following arguments are required"):
+            hint = f" ({self.prog} --help)"
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{hint}\n")
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -86,6 +275,17 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(msg) from None
     if value < 1:
         msg = f"expected a positive integer, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        msg = f"expected an integer >= 0, got {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return value
 
@@ -228,6 +428,7 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tree",
+        "--treename",
         default="Events",
         help="TTree of files whose tree the fileset does not name (default Events)",
     )
@@ -303,11 +504,9 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
             threads_per_worker=1,
             dashboard_address=":0",
             host="127.0.0.1",
-            # the task's exception is reported once, by main(): not by every
-            # worker's "Compute Failed" log record too
-            silence_logs=(
-                logging.WARNING if getattr(args, "debug", False) else logging.CRITICAL
-            ),
+            # warnings and errors go to the workers' log (_captured_logs); the
+            # task's exception reaches the terminal once, by main()
+            silence_logs=logging.WARNING,
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -368,7 +567,14 @@ def _run_chunks(args: argparse.Namespace) -> int:
     except FilesetError as err:
         raise CLIError(str(err)) from err
     tables = []
-    with _client(args) as client:
+    log_path = None
+    if not getattr(args, "debug", False):
+        import tempfile
+
+        log_path = (
+            Path(tempfile.gettempdir()) / f"coffea-sizing-chunks-{os.getpid()}.log"
+        )
+    with _logged_run(log_path) as log, _client(args) as client:
         for dataset, entry in fileset.items():
             chunksize = _chunksize_for(args.chunksize, dataset, list(entry["files"]))
             runner = processor.Runner(
@@ -385,6 +591,11 @@ def _run_chunks(args: argparse.Namespace) -> int:
                 f"{report['entries']:,} events, bytesread "
                 f"{format_bytes(report['bytesread'])} ({report['bytesread']:,} B)"
             )
+    if log.path is not None:
+        if log.read_warnings():
+            _warnings_line(log, args.command)
+        else:
+            log.path.unlink(missing_ok=True)
     df = pd.concat(tables, ignore_index=True)
     columns = (
         None if args.all_columns else [c for c in CHUNK_COLUMNS if c != "branches"]
@@ -441,7 +652,10 @@ def _run_sweep(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    with _client(args) as client:
+    with (
+        _logged_run(_log_path(args, Path(args.out))) as log,
+        _client(args) as client,
+    ):
         result = branch_sweep(
             fileset,
             args.branches,
@@ -460,6 +674,9 @@ def _run_sweep(args: argparse.Namespace) -> int:
     paths = result.save(args.out)
     for name, path in paths.items():
         print(f"wrote {name}: {path}")
+    if log.path is not None:
+        print(f"wrote the workers' log: {log.path}")
+    _warnings_line(log, args.command)
     return 0
 
 
@@ -523,7 +740,11 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         help="a fileset JSON file in any form coffea's Runner accepts",
     )
     parser.add_argument(
-        "--tree", default="Events", help="TTree of files the fileset does not name"
+        "--tree",
+        "--treename",
+        default="Events",
+        help="TTree of files the fileset does not name (default Events; --treename "
+        "as in coffea's Runner)",
     )
     parser.add_argument(
         "--chunksize",
@@ -533,9 +754,11 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--schema",
-        default="NanoAODSchema",
+        default="QuietNanoAODSchema",
         metavar="NAME",
-        help="a schema of coffea.nanoevents (default NanoAODSchema) or MODULE:ATTR",
+        help="a schema of coffea.nanoevents (NanoAODSchema, BaseSchema, ...) or "
+        "MODULE:ATTR (default QuietNanoAODSchema: NanoAODSchema without its "
+        "'Missing cross-reference index' warnings)",
     )
     parser.add_argument(
         "--workers", type=_positive_int, default=2, help="LocalCluster workers"
@@ -560,6 +783,15 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout", type=float, default=20.0, help="seconds to reach the scheduler"
+    )
+    parser.add_argument(
+        "--retries",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="times Dask reruns a failed chunk (default: 0 on the LocalCluster "
+        "started here, where a failure is a bug that fails again; with --scheduler "
+        "DaskExecutor's 3, as a shared cluster loses workers)",
     )
     parser.add_argument(
         "--worker-memory",
@@ -686,12 +918,16 @@ def _load_schema(name: str) -> Any:
             return getattr(importlib.import_module(target), attr)
         except (ImportError, AttributeError) as err:
             raise CLIError(f"--schema {name}: {err}") from err
+    if name == "QuietNanoAODSchema":
+        from .schemas import QuietNanoAODSchema
+
+        return QuietNanoAODSchema
     schema = getattr(nanoevents, name, None)
     if not isinstance(schema, type):
         known = sorted(n for n in dir(nanoevents) if n.endswith("Schema"))
         raise CLIError(
             f"--schema {name}: not a schema of coffea.nanoevents (one of: "
-            f"{', '.join(known)}; or MODULE:ATTR)"
+            f"{', '.join(known)}; QuietNanoAODSchema; or MODULE:ATTR)"
         )
     return schema
 
@@ -764,9 +1000,103 @@ def _write_advice(advice: Any, out: str) -> None:
         print(f"wrote {name}: {path}")
 
 
-def _run_run(args: argparse.Namespace) -> int:
-    import pathlib
+def _retries(args: argparse.Namespace) -> int:
+    """``--retries``, default 0 on a cluster started here, DaskExecutor's otherwise."""
+    if args.retries is not None:
+        return int(args.retries)
+    if not args.scheduler:
+        return 0  # a deterministic bug fails once, not four times
+    from .executor import SizingDaskExecutor
 
+    default: Any = SizingDaskExecutor.__dataclass_fields__["retries"].default
+    return int(default)
+
+
+def _log_path(args: argparse.Namespace, out: Path) -> Path | None:
+    return None if getattr(args, "debug", False) else out / WORKER_LOG
+
+
+def _run_context(args: argparse.Namespace, threads: int | None) -> dict[str, Any]:
+    return {
+        "chunksize": args.chunksize,
+        "processor": args.processor,
+        "schema": args.schema,
+        "treename": args.tree,
+        "threads": threads,
+        "threads_per_worker": args.threads_per_worker,
+        "retries": _retries(args),
+    }
+
+
+def _sizing_of(error: BaseException) -> tuple[Any, str | None]:
+    """The records SizingDaskExecutor attached to a failed run, and its note."""
+    seen: set[int] = set()
+    err: BaseException | None = error
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        sizing = getattr(err, "sizing", None)
+        if sizing is not None:
+            notes = [
+                str(n)
+                for n in getattr(err, "__notes__", ())
+                if str(n).startswith("coffea-sizing:")
+            ]
+            return sizing, (notes[0] if notes else None)
+        err = err.__cause__ or err.__context__
+    return None, None
+
+
+def _failure_lines(
+    error: BaseException,
+    args: argparse.Namespace,
+    records_path: Path,
+    context: dict[str, Any],
+    log: _Log,
+    *,
+    report: bool = True,
+) -> list[str]:
+    """What a failed run wrote (records of finished chunks, report) and its log."""
+    from .records import REPORT_KEY
+    from .store import save_records
+
+    lines = []
+    sizing, note = _sizing_of(error)
+    finished = [
+        r for r in (sizing or {}).get(REPORT_KEY) or () if r.get("error") is None
+    ]
+    if note:
+        # "coffea-sizing: 2 of 4 chunks finished in 3.1 s before the run failed
+        # (read ..., largest peak ...); their records are in exc.sizing ..."
+        text = note.removeprefix("coffea-sizing:").strip()
+        text = text.split("; their records are in", 1)[0].split(". Failing", 1)[0]
+    else:
+        text = "no chunk finished before the run failed"
+    if finished:
+        saved = save_records(
+            {**sizing, REPORT_KEY: finished}, records_path, context=context
+        )
+        text += f"; wrote their records: {saved}"
+        if report:
+            try:
+                from .report import save_advice_report
+
+                advice = _advise_or_fail({REPORT_KEY: finished}, args)
+                text += f", report: {save_advice_report(advice, args.out)['html']}"
+            except CLIError as err:
+                text += f" (no report: {_first_line(str(err))})"
+    lines.append(text)
+    if log.path is not None:
+        lines.append(f"{log.summary()}; --debug shows the traceback and the logs here")
+    return lines
+
+
+def _warnings_line(log: _Log, command: str) -> None:
+    """One line on stderr counting the warnings the workers logged, if any."""
+    if log.path is not None and log.read_warnings():
+        print(f"{PROG} {command}: {log.summary()}", file=sys.stderr)
+
+
+def _run_run(args: argparse.Namespace) -> int:
     from coffea import processor
 
     from .executor import SizingDaskExecutor
@@ -775,39 +1105,38 @@ def _run_run(args: argparse.Namespace) -> int:
     proc = _load_processor(args.processor)
     schema = _load_schema(args.schema)
     fileset = _run_fileset(args)
-    with _run_client(args) as client:
+    work = _sampled(args, fileset)
+    out = Path(args.out)
+    failure: BaseException | None = None
+    nthreads = None
+    with _captured_logs(_log_path(args, out)) as log, _run_client(args) as client:
         runner = processor.Runner(
-            executor=SizingDaskExecutor(client=client, status=False),
+            executor=SizingDaskExecutor(
+                client=client, status=False, retries=_retries(args)
+            ),
             savemetrics=True,
             schema=schema,
             chunksize=args.chunksize,
         )
         try:
-            _, report = runner(
-                _sampled(args, fileset), treename=args.tree, processor_instance=proc
-            )
-        except Exception as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise CLIError(f"the run failed: {type(err).__name__}: {first}") from err
-        nthreads = sum(client.nthreads().values())
-    out = pathlib.Path(args.out)
-    records = save_records(
-        report,
-        out / "records.parquet",
-        context={
-            "chunksize": args.chunksize,
-            "processor": args.processor,
-            "schema": args.schema,
-            "treename": args.tree,
-            "threads": nthreads,
-            "threads_per_worker": args.threads_per_worker,
-        },
-    )
+            _, report = runner(work, treename=args.tree, processor_instance=proc)
+        except Exception as err:  # noqa: BLE001 - reported by main(), one line
+            failure = err
+        with contextlib.suppress(Exception):
+            nthreads = sum(client.nthreads().values())
+    context = _run_context(args, nthreads)
+    if failure is not None:
+        lines = _failure_lines(failure, args, out / "records.parquet", context, log)
+        raise RunFailed(lines) from failure
+    records = save_records(report, out / "records.parquet", context=context)
     advice = _advise_or_fail(report, args)
     print(advice)
     print()
     print(f"wrote records: {records} (and {records.with_suffix('.csv')})")
     _write_advice(advice, args.out)
+    if log.path is not None:
+        print(f"wrote the workers' log: {log.path}")
+    _warnings_line(log, args.command)
     if args.sample:
         _plan_and_calibrate(args, advice, fileset, proc, schema)
     return 0
@@ -962,19 +1291,35 @@ def _plan_and_calibrate(
     if not args.calibrate:
         return
     print(f"\ncalibrating: the whole fileset at chunksize {plan.chunksize:,} ...")
-    with _run_client(args) as client:
+    failure: BaseException | None = None
+    with (
+        _captured_logs(_log_path(args, out), append=True) as log,
+        _run_client(args) as client,
+    ):
         runner = processor.Runner(
-            executor=SizingDaskExecutor(client=client, status=False),
+            executor=SizingDaskExecutor(
+                client=client, status=False, retries=_retries(args)
+            ),
             savemetrics=True,
             schema=schema,
             chunksize=plan.chunksize,
         )
         try:
             _, report = runner(fileset, treename=args.tree, processor_instance=proc)
-        except Exception as err:
-            raise CLIError(
-                f"the calibration run failed: {run_error_message(err)}"
-            ) from err
+        except Exception as err:  # noqa: BLE001 - reported by main(), one line
+            failure = err
+    if failure is not None:
+        lines = _failure_lines(
+            failure,
+            args,
+            out / "calibration.parquet",
+            {"chunksize": plan.chunksize},
+            log,
+            report=False,
+        )
+        lines[0] = f"the calibration run failed; {lines[0]}"
+        raise RunFailed(lines) from failure
+    _warnings_line(log, args.command)
     save_records(
         report, out / "calibration.parquet", context={"chunksize": plan.chunksize}
     )
@@ -1003,7 +1348,11 @@ def _configure_plan(parser: argparse.ArgumentParser) -> None:
         "metadata are read",
     )
     parser.add_argument(
-        "--tree", default="Events", help="TTree of files the fileset does not name"
+        "--tree",
+        "--treename",
+        default="Events",
+        help="TTree of files the fileset does not name (default Events; --treename "
+        "as in coffea's Runner)",
     )
     parser.add_argument(
         "--workers",
@@ -1167,7 +1516,7 @@ def build_parser() -> argparse.ArgumentParser:
         Parsing sets ``command`` (the subcommand name) and ``run`` (its run
         function).
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Per-chunk sizes for coffea processors on Dask.",
     )
@@ -1231,6 +1580,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
+    except RunFailed as failed:
+        cause = failed.__cause__ or failed
+        if debug:
+            traceback.print_exception(cause)
+        print(
+            f"{PROG} {args.command}: error: {run_error_message(cause)}",
+            file=sys.stderr,
+        )
+        for line in failed.lines:
+            print(f"{PROG} {args.command}: {line}", file=sys.stderr)
+        return EXIT_FAILURE
     except Exception as err:  # noqa: BLE001 - any run failure: one line, exit 1
         if debug:
             traceback.print_exc()

@@ -23,9 +23,9 @@ import awkward as ak
 import hist
 import numpy as np
 from coffea import processor
-from coffea.nanoevents import NanoAODSchema
 
 from .findings import Finding, format_bytes, format_seconds, plural
+from .schemas import QuietNanoAODSchema
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,10 +40,11 @@ __all__ = [
 ]
 
 
-class SweepSchema(NanoAODSchema):
+class SweepSchema(QuietNanoAODSchema):
     """``NanoAODSchema`` without the warnings the CMS test file raises on every chunk.
 
-    The test file (and files resampled from it) lack some cross-referenced
+    :class:`~coffea_sizing.schemas.QuietNanoAODSchema`, and quiet about the Photon
+    branches too. The test file (and files resampled from it) lack some cross-referenced
     collections and carry ``Photon_mass``/``Photon_charge``, which the stock schema
     replaces; it warns about each on every chunk. Sizes are not affected.
 
@@ -53,8 +54,6 @@ class SweepSchema(NanoAODSchema):
     >>> SweepSchema.warn_missing_crossrefs
     False
     """
-
-    warn_missing_crossrefs = False
 
     def _build_collections(self, field_names: Any, input_contents: Any) -> Any:
         # The test file also carries Photon_mass/Photon_charge, which the schema

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .findings import plural
-from .tables import CHUNK_COLUMNS, MEANINGS, SUMMARY_COLUMNS, styled
+from .tables import CHUNK_COLUMNS, MEANINGS, SUMMARY_COLUMNS, label, styled
 
 if TYPE_CHECKING:
     import jinja2
@@ -242,7 +242,7 @@ def render_html(
         chunks=_table(chunk_rows, CHUNK_COLUMNS),
         chunk_note=chunk_note,
         ratio_note=_RATIO_NOTE,
-        glossary=[(n, MEANINGS[n]) for n in names if n in MEANINGS],
+        glossary=[(label(n), n, MEANINGS[n]) for n in names if n in MEANINGS],
     )
 
 

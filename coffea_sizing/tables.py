@@ -32,6 +32,7 @@ __all__ = [
     "ColumnFormat",
     "byte_unit",
     "column_format",
+    "label",
     "styled",
     "to_text",
 ]
@@ -89,9 +90,15 @@ _TEXT_FIELDS = frozenset(
         "code",
         "severity",
         "bytes_from",
+        "decided_by",
+        "quantity",
+        "method",
+        "note",
     }
 )
-_FLAG_FIELDS = frozenset({"skipped", "mem_shared", "process_mem_shared"})
+_FLAG_FIELDS = frozenset(
+    {"skipped", "mem_shared", "process_mem_shared", "bytes_exact", "exact_bytes"}
+)
 _CORRELATION_FIELDS = frozenset(
     {
         "bytesread_vs_task_nbytes",
@@ -128,7 +135,7 @@ def _is_bytes(name: str) -> bool:
         name.endswith(("_bytes", "_bytes_total"))
         or name.startswith(_BYTE_PREFIXES)
         or "bytesread" in name
-        or name in {"nbytes", "mem_peak_max", "worker_memory_limit"}
+        or name in {"nbytes", "mem_peak_max", "mem_peak_high", "worker_memory_limit"}
     ) and not name.startswith("prediction_")
 
 
@@ -162,11 +169,74 @@ def _decimals(top: float) -> int:
 
 @dataclass(frozen=True)
 class ColumnFormat:
-    """How one column is shown: its header (with unit), alignment and formatter."""
+    """How one column is shown: its header (with unit), alignment and formatter.
+
+    ``header`` names the field as the CSV files do (``bytesread_per_chunk (kB)``,
+    for the terminal); ``label`` in words that wrap (``bytes read per chunk (kB)``,
+    for the HTML tables).
+    """
 
     header: str
     numeric: bool
     format: Callable[[Any], str]
+    label: str = ""
+
+
+#: Field names in words, for the HTML tables' headers (others: ``_`` as spaces).
+_LABELS: dict[str, str] = {
+    "filename": "file",
+    "entrystart": "first entry",
+    "entrystop": "entry stop",
+    "bytesread": "bytes read",
+    "bytesread_per_chunk": "bytes read per chunk",
+    "bytesread_total": "bytes read, total",
+    "bytesread_open_total": "opening bytes, total",
+    "bytesread_payload_total": "basket bytes, total",
+    "predicted_bytesread_total": "predicted bytes read, total",
+    "prediction_exact_chunks": "chunks predicted to the byte",
+    "open_split_measured": "open split measured",
+    "task_nbytes": "task nbytes",
+    "task_nbytes_total": "task nbytes, total",
+    "task_nbytes_mean": "task nbytes, mean",
+    "output_pickled_bytes": "pickled output",
+    "output_compressed_bytes": "compressed output",
+    "output_pickled_total": "pickled output, total",
+    "output_pickled_mean": "pickled output, mean",
+    "output_compressed_total": "compressed output, total",
+    "output_compressed_mean": "compressed output, mean",
+    "mem_peak_bytes": "peak memory",
+    "mem_peak_max": "peak memory, largest",
+    "mem_usage_bytes": "memory rise",
+    "walltime": "wall time",
+    "cputime": "CPU time",
+    "processtime": "process time",
+    "chunk_walltime_total": "chunk wall time, total",
+    "run_walltime": "run wall time",
+    "chunksize": "chunk size",
+    "entries_per_chunk": "entries per chunk",
+    "bytes_exact": "bytes to the byte",
+    "mem_peak_high": "peak memory, high",
+    "walltime_high": "wall time, high",
+    "total_walltime": "wall time, all chunks",
+    "decided_by": "decided by",
+    "bytesread_vs_task_nbytes": "bytes read vs task nbytes",
+    "bytesread_vs_pickled": "bytes read vs pickled output",
+    "levels_bytesread_vs_task_nbytes": "per level: bytes read vs task nbytes",
+}
+
+
+def label(name: str) -> str:
+    """``name`` in words for a table header.
+
+    Examples
+    --------
+    >>> from coffea_sizing.tables import label
+    >>> label("bytesread_per_chunk"), label("measured_walltime")
+    ('bytes read per chunk', 'measured wall time')
+    """
+    if name.startswith("measured_"):
+        return "measured " + label(name.removeprefix("measured_"))
+    return _LABELS.get(name) or name.replace("_", " ")
 
 
 def column_format(
@@ -195,8 +265,8 @@ def column_format(
     --------
     >>> from coffea_sizing.tables import column_format
     >>> f = column_format("mem_peak_bytes", [211_124_224, 98_000_000])
-    >>> f.header, f.format(211_124_224), f.numeric
-    ('mem_peak_bytes (MB)', '211', True)
+    >>> f.header, f.format(211_124_224), f.numeric, f.label
+    ('mem_peak_bytes (MB)', '211', True, 'peak memory (MB)')
     >>> f = column_format("walltime", [0.0653, 0.012])
     >>> f.header, f.format(0.0653), f.format(0.012)
     ('walltime (ms)', '65.3', '12.0')
@@ -205,6 +275,14 @@ def column_format(
     >>> column_format("bytesread", [336624]).format(None)
     'n/a'
     """
+    fmt = _column_format(name, values, ratio=ratio)
+    words = (
+        fmt.header.replace(name, label(name), 1) if name in fmt.header else fmt.header
+    )
+    return ColumnFormat(fmt.header, fmt.numeric, fmt.format, words)
+
+
+def _column_format(name: str, values: Iterable[Any], *, ratio: bool) -> ColumnFormat:
     values = list(values)
     top = max(_finite(values), default=0.0)
 
@@ -242,7 +320,7 @@ def column_format(
         return ColumnFormat("events/s", True, wrap(lambda v: f"{float(v):,.0f}"))
     if name in _TIMESTAMP_FIELDS:
         return ColumnFormat(f"{name} (UTC)", True, wrap(lambda v: _timestamp(float(v))))
-    if name in _TIME_FIELDS or name.endswith(("_s", "_seconds")):
+    if name in _TIME_FIELDS or name.endswith(("_s", "_seconds")) or "walltime" in name:
         size, unit = (1.0, "s") if top >= 1 else (1e-3, "ms")
         d = _decimals(top / size)
         return ColumnFormat(
@@ -335,7 +413,7 @@ def styled(
 ) -> Styler:
     """``frame`` as a :class:`~pandas.io.formats.style.Styler`, formatted like :func:`to_text`.
 
-    No index column; headers with units; numeric cells get the class ``num`` (the
+    No index column; headers in words (:func:`label`) with units; numeric cells get the class ``num`` (the
     report's and the docs' CSS right-align them), text cells ``text``. Render with
     ``.to_html()``, or show it in a notebook.
 
@@ -359,7 +437,7 @@ def styled(
     >>> import pandas as pd
     >>> from coffea_sizing.tables import styled
     >>> html = styled(pd.DataFrame({"bytesread": [336624]})).to_html()
-    >>> "bytesread (kB)" in html, ">337<" in html, 'class="data row0 col0 num"' in html
+    >>> "bytes read (kB)" in html, ">337<" in html, 'class="data row0 col0 num"' in html
     (True, True, True)
     """
     import pandas as pd
@@ -373,7 +451,7 @@ def styled(
     styler = (
         data.style.format({c: formats[c].format for c in shown}, escape="html")
         .hide(axis="index")
-        .relabel_index([formats[c].header for c in shown], axis="columns")
+        .relabel_index([formats[c].label for c in shown], axis="columns")
         .set_td_classes(classes)
         .set_table_attributes('class="sizing"')
         .set_table_styles(

@@ -44,7 +44,9 @@ from distributed import Client, LocalCluster
 from coffea_sizing import SizingDaskExecutor, chunk_table
 from coffea_sizing.compare import SweepSchema
 from coffea_sizing.datasets import default_fileset
+from coffea_sizing.findings import format_bytes
 from coffea_sizing.plugin import scheduler_state
+from coffea_sizing.tables import to_text
 
 CHUNKSIZE = {"ttbar": 100, "generated": 20_000}
 
@@ -142,40 +144,44 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{dataset}: {out['nevents']:,} events, {out['electrons']:,} "
                 f"electrons and {out['muons']:,} muons above 20 GeV; "
-                f"{report['chunks']} chunks, bytesread {report['bytesread']:,} B"
+                f"{report['chunks']} chunks, bytesread "
+                f"{format_bytes(report['bytesread'])}"
             )
             tables.append(chunk_table(report))
         table = pd.concat(tables, ignore_index=True)
         table["worker"] = table["worker"].map(workers).fillna(table["worker"])
         table.to_csv(args.out / "chunks.csv", index=False)
 
-        with pd.option_context("display.width", 200):
-            print("\nPer chunk")
-            print(
-                table[
-                    [
-                        "dataset",
-                        "entrystart",
-                        "entrystop",
-                        "worker",
-                        "bytesread",
-                        "task_nbytes",
-                        "mem_peak_bytes",
-                        "walltime",
-                    ]
-                ]
-                .round({"walltime": 3})
-                .to_string(index=False)
+        # units in the headers, one unit per column (kB, MB, ms, s): to_text
+        print("\nPer chunk")
+        print(
+            to_text(
+                table,
+                [
+                    "dataset",
+                    "entrystart",
+                    "entrystop",
+                    "worker",
+                    "bytesread",
+                    "task_nbytes",
+                    "mem_peak_bytes",
+                    "walltime",
+                ],
             )
-            per_worker = table.groupby("worker").agg(
+        )
+        per_worker = (
+            table.groupby("worker")
+            .agg(
                 chunks=("key", "size"),
                 events=("entries", "sum"),
                 bytesread=("bytesread", "sum"),
                 task_nbytes=("task_nbytes", "sum"),
                 mem_peak_max=("mem_peak_bytes", "max"),
             )
-            print("\nPer worker")
-            print(per_worker.to_string())
+            .reset_index()
+        )
+        print("\nPer worker")
+        print(to_text(per_worker))
 
         # 3. nothing left behind on the scheduler --------------------------------
         state = scheduler_state(client)

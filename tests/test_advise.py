@@ -9,6 +9,7 @@ several-fold between two runs of the same chunks (benchmarks/bench_advise.py).
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -30,8 +31,9 @@ from coffea_sizing import (
 )
 from coffea_sizing.advise import AdviceError
 from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
+from coffea_sizing.findings import format_bytes
 
-from conftest import JetProcessor
+from conftest import JetProcessor, layout_in_chromium, needs_chromium
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -411,3 +413,39 @@ def test_figure_and_html_from_records(reports: dict[int, Any]) -> None:
     page = advice.to_html()
     assert page.index("amplification") < page.index("Recommended chunk size")
     assert "(MB)" in page  # units in the table headers
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_advice_report_fits_a_1400_px_window(
+    reports: dict[int, Any], tmp_path: Any
+) -> None:
+    """The advice page in real headless Chromium: no sideways scrolling at 1,400 px,
+    units instead of scientific notation, headers in words."""
+    from coffea_sizing.report import save_advice_report
+
+    table = chunk_table(reports[SIZE_A])
+    # a dataset name as long as real ones
+    table["dataset"] = "TTToSemiLeptonic_TuneCP5_13TeV-powheg-pythia8_RunIISummer20UL18"
+    advice = advise(table)
+    page = save_advice_report(advice, tmp_path / "out")["html"]
+    shown = layout_in_chromium(page, tmp_path)
+    assert shown["innerWidth"] == 1400
+    assert shown["scrollWidth"] <= 1400, shown
+    assert len(shown["tables"]) == 3  # predicted, measured, model
+    assert max(shown["tables"]) <= shown["clientWidth"], shown
+    opened = layout_in_chromium(page, tmp_path, open_details=True)
+    assert len(opened["tables"]) == 4
+    assert opened["scrollWidth"] <= 1400, opened
+
+    text = page.read_text(encoding="utf-8")
+    assert not re.search(r"\de[+-]\d", text.split("data:image/png")[0])
+    model = re.search(r'<section id="model">(.*?)</section>', text, re.DOTALL)
+    assert model
+    # the fixed cost of a chunk in bytes and in seconds, each in its unit
+    fixed = advice.model[table["dataset"][0]].bytesread.fixed
+    assert f">{format_bytes(fixed)}<" in model.group(1)
+    assert re.search(r">\d[\d.,]* (ms|s)<", model.group(1))
+    headers = re.findall(r'<th [^>]*class="col_heading[^>]*>([^<]*)</th>', text)
+    assert headers
+    assert not any("_" in h for h in headers), headers

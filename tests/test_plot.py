@@ -35,8 +35,9 @@ from coffea_sizing.plot import FIGURE_DPI, PANEL_TITLES, PANELS, sweep_figure
 from coffea_sizing.report import MAX_HTML_CHUNK_ROWS, render_html, save_report
 from coffea_sizing.tables import SUMMARY_COLUMNS, column_format
 
+from conftest import chromium, layout_in_chromium, needs_chromium, scaled
+
 BRANCH_COUNTS = (1, 2, 3, 5, 10)
-CHROMIUM = Path("/usr/bin/chromium")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # tab10 blue and orange: the first two datasets' colours in the figure; the page's
 # CSS uses neither, so these pixels in a screenshot come from the rendered image.
@@ -236,7 +237,7 @@ def test_figure_from_threads(sweep: SweepResult) -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=120)
+        t.join(timeout=scaled(120))
     assert not errors
     assert len(results) == 3
     assert all(r == expected for r in results)
@@ -358,32 +359,39 @@ def test_html_report(sweep: SweepResult, report: Any) -> None:
     summary_short, summary, ratios, correlations, chunks_short, chunks = parsed.tables
     assert page.count("<details>") == 2
     assert len(summary) == len(summary_short) == 1 + len(sweep.summary)
-    headers = [column_format(c, sweep.summary[c]).header for c in sweep.summary.columns]
+    headers = [column_format(c, sweep.summary[c]).label for c in sweep.summary.columns]
     assert summary[0] == headers
     assert summary_short[0] == [
-        column_format(c, sweep.summary[c]).header for c in SUMMARY_COLUMNS
+        column_format(c, sweep.summary[c]).label for c in SUMMARY_COLUMNS
     ]
     assert len(summary_short[0]) <= 12  # fits 1400 px
+    # headers in words that wrap, not clipped field names
+    for table in parsed.tables:
+        assert not any("_" in h for h in table[0]), table[0]
+    assert "bytes read per chunk (kB)" in summary_short[0]
     # units in the headers, numbers formatted in that unit
     first = dict(zip(summary[0], summary[1], strict=True))
     assert first["dataset"] == "ttbar"
-    assert first["bytesread_total (MB)"] == (
+    assert first["bytes read, total (MB)"] == (
         f"{sweep.summary.bytesread_total[0] / 1e6:,.2f}"
     )
-    assert first["open_share (%)"] == "100.0%"
+    assert first["open share (%)"] == "100.0%"
     assert any(h.endswith("(kB)") for h in summary[0])
+    # no scientific notation anywhere: bytes and seconds in units
+    cells = [c for table in parsed.tables for row in table[1:] for c in row]
+    assert not any(re.search(r"\de[+-]\d", c) for c in cells)
     assert len(ratios) == 1 + len(sweep.ratios)
     assert "n/a" in {row[3] for row in ratios[1:]}  # ttbar's payload ratio
     assert len(correlations) == 1 + 2
     assert len(chunks) == len(chunks_short) == 1 + len(sweep.chunks)
-    assert "walltime (ms)" in chunks_short[0] or "walltime (s)" in chunks_short[0]
+    assert "wall time (ms)" in chunks_short[0] or "wall time (s)" in chunks_short[0]
     assert f"All {len(sweep.chunks)} chunks" in page
     # numbers are right-aligned, text left-aligned
     assert 'class="data row0 col0 text"' in page
     assert re.search(r'class="data row0 col\d+ num"', page)
     # glossary, date, versions
     assert "What each column means" in page
-    assert "<dt>task_nbytes_total</dt>" in page
+    assert "<dt>task nbytes, total <code>task_nbytes_total</code></dt>" in page
     assert re.search(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", page)
     import coffea
     import dask
@@ -457,38 +465,12 @@ def test_sweep_result_methods(sweep: SweepResult, tmp_path: Path) -> None:
 
 
 # ============================================================== a real browser
-def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="no /usr/bin/chromium: install Debian's chromium package "
-    "(apt-get install -y chromium) for the headless browser check",
-)
+@needs_chromium
 def test_report_renders_in_chromium(report: Any, tmp_path: Path) -> None:
     url = report["html"].resolve().as_uri()
     # the DOM as the browser built it
-    dom = _chromium("--dump-dom", url, profile=tmp_path / "profile-dom")
+    dom = chromium("--dump-dom", url, profile=tmp_path / "profile-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     parsed = _parse(dom.stdout)
     assert parsed.title == "coffea-sizing branch sweep: bytes read vs task output"
@@ -499,7 +481,7 @@ def test_report_renders_in_chromium(report: Any, tmp_path: Path) -> None:
 
     # what the browser painted
     shot = tmp_path / "shot.png"
-    run = _chromium(
+    run = chromium(
         f"--screenshot={shot}",
         "--window-size=1400,2000",
         url,
@@ -522,3 +504,18 @@ def test_report_renders_in_chromium(report: Any, tmp_path: Path) -> None:
     rows = np.nonzero((np.abs(rgb - TAB_ORANGE).max(axis=-1) <= 12).any(axis=1))[0]
     assert rows.min() > 300
     assert rows.max() - rows.min() > 500
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_report_fits_a_1400_px_window(report: Any, tmp_path: Path) -> None:
+    """No sideways scrolling at 1,400 px: short tables, the rest behind a click."""
+    shown = layout_in_chromium(report["html"], tmp_path)
+    assert shown["innerWidth"] == 1400
+    assert shown["scrollWidth"] <= 1400, shown
+    assert len(shown["tables"]) == 4  # summary, ratios, correlations, chunks
+    assert max(shown["tables"]) <= shown["clientWidth"], shown
+    # opened, the full tables scroll in their own box, not the page
+    opened = layout_in_chromium(report["html"], tmp_path, open_details=True)
+    assert len(opened["tables"]) == 6
+    assert opened["scrollWidth"] <= 1400, opened

@@ -19,6 +19,8 @@ from coffea_sizing.plugin import (
 )
 from coffea_sizing.records import pack_record, unpack_record
 
+from conftest import scaled
+
 
 @pytest.fixture(scope="module")
 def inproc() -> Iterator[tuple[Any, Any]]:
@@ -52,7 +54,7 @@ def _fail(value: int) -> int:
     raise ZeroDivisionError(f"bad chunk {value}")
 
 
-def _until(condition: Any, timeout: float = 30) -> None:
+def _until(condition: Any, timeout: float = scaled(30)) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"

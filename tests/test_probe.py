@@ -13,6 +13,8 @@ import pytest
 from coffea_sizing import probe
 from coffea_sizing.probe import ChunkProbe
 
+from conftest import scaled
+
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the kernel's peak is Linux's"
 )
@@ -118,7 +120,9 @@ def test_a_forked_process_reads_its_own_figures() -> None:
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
         child = ctx.Process(target=_child_reading, args=(queue,))
         child.start()
-    inherited, (rss0, _), (rss, hwm), (fresh_rss, fresh_hwm) = queue.get(timeout=60)
+    inherited, (rss0, _), (rss, hwm), (fresh_rss, fresh_hwm) = queue.get(
+        timeout=scaled(60)
+    )
     child.join(60)
     assert child.exitcode == 0
     assert rss0 is not None

@@ -13,7 +13,7 @@ from coffea import processor
 from coffea_sizing import chunk_table
 from coffea_sizing.plugin import scheduler_state
 
-from conftest import CLEAN_STATE, JetProcessor, check_invariants, run
+from conftest import CLEAN_STATE, JetProcessor, check_invariants, run, scaled
 
 pytestmark = [pytest.mark.executor, pytest.mark.slow]
 
@@ -329,7 +329,7 @@ def test_two_clients_on_one_scheduler_do_not_mix_records(
     def work(name: str, client: Any) -> None:
         fileset, chunksize, _ = jobs[name]
         try:
-            barrier.wait(timeout=30)
+            barrier.wait(timeout=scaled(30))
             results[name] = run(client, fileset, chunksize=chunksize)
         except BaseException as err:  # reported in the main thread
             errors.append(err)
@@ -345,7 +345,7 @@ def test_two_clients_on_one_scheduler_do_not_mix_records(
         for t in threads:
             t.start()
         for t in threads:
-            t.join(timeout=120)
+            t.join(timeout=scaled(120))
         assert not errors, errors
         for client in (first, second):
             _clean(client)
@@ -411,7 +411,7 @@ def test_worker_joining_mid_run(generated_file: str) -> None:
         thread = threading.Thread(target=work)
         thread.start()
         # wait until chunks are running, then add a worker
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + scaled(60)
         while time.monotonic() < deadline and not any(
             "coffea-sizing-chunk" in str(k)
             for keys in client.processing().values()
@@ -419,9 +419,9 @@ def test_worker_joining_mid_run(generated_file: str) -> None:
         ):
             time.sleep(0.05)
         cluster.scale(2)
-        client.wait_for_workers(2, timeout=60)
+        client.wait_for_workers(2, timeout=scaled(60))
         known = set(client.scheduler_info()["workers"])
-        thread.join(timeout=120)
+        thread.join(timeout=scaled(120))
         assert not errors, errors
         _clean(client)
 
@@ -469,7 +469,7 @@ def test_failed_run_leaves_no_stragglers(own_cluster: Any, generated_file: str) 
                 retries=0,
             )
         assert info.value is not None  # keep the traceback, as a notebook does
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + scaled(30)
         while _busy(own_cluster) and time.monotonic() < deadline:
             time.sleep(0.1)
         state = scheduler_state(own_cluster)
