@@ -12,6 +12,7 @@ or 15 MB, whichever is larger, for a processor whose memory grows with the chunk
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from coffea.nanoevents import NanoAODSchema
 from coffea_sizing import SizingDaskExecutor, advise, chunk_table, load_records
 from coffea_sizing.datasets import make_nanoaod
 from coffea_sizing.plan import PlanError, sample_work
+
+from conftest import CHROMIUM, layout_in_chromium
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -177,6 +180,15 @@ def test_plan_report_shows_planned_and_measured(
     assert list(ratios["chunks"]) == [1.0, 1.0, 1.0]  # tt, dy, total: exact
     assert (ratios["bytesread"] == 1.0).all()
     assert len(values) == 6  # planned and measured per dataset and in total
+    assert not re.search(r"\de[+-]\d", page.split("data:image/png")[0])
+    if CHROMIUM.exists():  # in real headless Chromium: no sideways scrolling
+        page_path = tmp_path / "after" / "plan.html"
+        for opened in (False, True):
+            shown = layout_in_chromium(
+                page_path, tmp_path / "chromium", open_details=opened
+            )
+            assert shown["scrollWidth"] <= 1400, shown
+            assert len(shown["tables"]) == (4 if opened else 3), shown
 
 
 def _paused_or_killed(client: Any) -> bool:
