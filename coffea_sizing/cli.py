@@ -8,11 +8,13 @@ append ``Subcommand("sweep", ...)`` there.
 
 A run function reports bad input by raising :class:`CLIError`: :func:`main`
 prints ``coffea-sizing SUBCOMMAND: error: MESSAGE`` on stderr and returns 2,
-like argparse does for bad arguments, without a traceback. Any other exception
-of a run is reported the same way in one line (:func:`run_error_message`: the
-file, entries and the processor's exception) with exit code 1; ``--debug`` adds
-the traceback. Clusters started here (``_client``) log at a level that does
-not repeat a task's exception.
+like argparse does for bad arguments (one line, the nearest flag suggested), without
+a traceback. Any other exception of a run is reported the same way in one line
+(:func:`run_error_message`: the file, entries and the processor's exception) with
+exit code 1, followed by the lines of ``RunFailed`` (what finished and was
+written, where the log is); ``--debug`` adds the traceback. While a cluster runs,
+the process's file descriptor 2, which the workers it starts inherit, goes to
+``workers.log`` (``_captured_logs``): log records and warnings stay off the terminal.
 """
 
 from __future__ import annotations
