@@ -500,20 +500,61 @@ def _on_loop(dask_client: Client, handler: str, timeout: float, **kwargs: Any) -
     return future.result(timeout=timeout)
 
 
-def _check_workers(client: Client) -> None:
-    """Fail in seconds, naming them, when workers cannot import this coffea-sizing."""
-    answers = client.run(_WORKER_CHECK, on_error="return")
+#: Per client: the workers that answered with this coffea-sizing (checked once).
+_CHECKED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+#: Seconds the pre-flight waits for the workers' answers before it goes on without.
+CHECK_TIMEOUT = 10.0
+
+
+def _ask_workers(client: Client, workers: list[str], timeout: float) -> dict[str, Any]:
+    """Each worker's answer to ``_WORKER_CHECK``; an exception for those that did not
+    answer (restarting, retiring, busy past ``timeout``), ``{}`` on a timeout."""
+
+    async def ask() -> dict[str, Any]:
+        return await asyncio.wait_for(
+            client._run(_WORKER_CHECK, workers=workers, on_error="return"),  # type: ignore[attr-defined]
+            timeout,
+        )
+
+    try:
+        return client.sync(ask)  # type: ignore[no-any-return]
+    except (asyncio.TimeoutError, OSError) as err:
+        logger.info("coffea-sizing: no answer from workers %s (%r)", workers, err)
+        return {}
+
+
+def _check_workers(client: Client, timeout: float = CHECK_TIMEOUT) -> None:
+    """Fail in seconds, naming them, when workers *answer* that they cannot import
+    this coffea-sizing (or run another).
+
+    Only an answer proves a missing or different install: a worker that does not
+    answer (its nanny restarting it after a KilledWorker, retiring from an adaptive
+    cluster, joining, too busy) is skipped now and checked at the next run; a
+    chunk that fails to import on it names the worker. Workers that answered well
+    are not asked again for this client's lifetime; workers that join later are
+    asked at the next run.
+    """
+    checked = _CHECKED.setdefault(client, set())
+    todo = sorted(set(client.ncores()) - checked)
+    if not todo:
+        return
+    answers = _ask_workers(client, todo, timeout)
     missing: list[str] = []
     other: list[str] = []
     for address, answer in sorted(answers.items()):
         if isinstance(answer, list | tuple) and len(answer) == 2:
-            if answer[1] != WIRE_LAYOUT:
+            if answer[1] == WIRE_LAYOUT:
+                checked.add(address)
+            else:
                 other.append(f"{address} (coffea-sizing {answer[0]})")
-        else:
+        elif isinstance(answer, str):  # the check ran there and could not import
             missing.append(f"{address} ({answer})")
+        else:  # no answer: an exception from the comm, not from the check
+            logger.info("coffea-sizing: worker %s did not answer: %r", address, answer)
+    asked = len(todo)
     if missing:
         raise ModuleNotFoundError(
-            f"{plural(len(missing), 'worker')} of {len(answers)} cannot import "
+            f"{plural(len(missing), 'worker')} of {asked} cannot import "
             f"coffea_sizing: {', '.join(missing[:5])}"
             f"{' ...' if len(missing) > 5 else ''}. Install coffea-sizing=="
             f"{__version__} in the workers' environment (as coffea is), or run with "
@@ -522,7 +563,7 @@ def _check_workers(client: Client) -> None:
         )
     if other:
         raise RuntimeError(
-            f"{plural(len(other), 'worker')} of {len(answers)} run another "
+            f"{plural(len(other), 'worker')} of {asked} run another "
             f"coffea-sizing than this client ({__version__}): {', '.join(other[:5])}. "
             "Install the same coffea-sizing version on the client and the workers."
         )

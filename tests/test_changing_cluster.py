@@ -1,0 +1,181 @@
+"""A cluster that changes under a run: workers killed for memory and restarted by
+their nanny, workers restarted during the pre-flight check, an adaptive cluster
+scaling up and down (two threads starting runs on a new client, a scheduler killed mid-run: later).
+
+Real coffea, real files, real ``LocalCluster`` s with nannies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from coffea_sizing.plugin import scheduler_state
+
+from conftest import Hog, SlowJet, check_invariants, run
+
+pytestmark = pytest.mark.executor
+
+
+@pytest.fixture
+def nanny_cluster() -> Iterator[tuple[Any, Any]]:
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            host="127.0.0.1",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield cluster, client
+
+
+@pytest.mark.slow
+def test_a_run_right_after_a_killed_worker_completes(generated_file: str) -> None:
+    """The nanny is still restarting the worker killed for memory when the next
+    run starts: the pre-flight must not read that as a missing install."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    with (
+        dask.config.set(
+            {
+                "distributed.scheduler.allowed-failures": 0,
+                "distributed.scheduler.worker-saturation": 1.0,
+            }
+        ),
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit="700MB",
+            dashboard_address=":0",
+            host="127.0.0.1",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        for _ in range(2):
+            with pytest.raises(RuntimeError, match="KilledWorker"):
+                run(
+                    client,
+                    {"gen": [generated_file]},
+                    chunksize=2_000,
+                    proc=Hog(6_000, 1_500_000_000),
+                )
+            # at once: the worker is gone or restarting
+            out, report = run(client, {"gen": [generated_file]}, chunksize=2_000)
+            assert out["nevents"] == 20_000
+            assert len(report["sizing"]) == report["chunks"] == 10
+            check_invariants(report)
+        assert scheduler_state(client)["runs"] == []
+
+
+@pytest.mark.slow
+def test_workers_restarted_during_the_preflight(
+    nanny_cluster: tuple[Any, Any], ttbar_file: str
+) -> None:
+    """A worker killed just before a run (its nanny restarts it while the run's
+    pre-flight asks the workers): the run goes on and is whole."""
+    _, client = nanny_cluster
+    run(client, {"ttbar": [ttbar_file]}, chunksize=100)  # every worker checked once
+    kills = 0
+    for trial in range(4):
+        # a worker killed twice in a few seconds can make distributed close its
+        # nanny: kill only while another worker is alive, so the run can go on
+        with contextlib.suppress(Exception):
+            client.wait_for_workers(2, timeout=30)
+        pids = client.run(os.getpid)
+        if len(pids) >= 2:
+            victim = sorted(pids)[trial % len(pids)]
+            os.kill(pids[victim], signal.SIGKILL)
+            kills += 1
+        out, report = run(client, {"ttbar": [ttbar_file]}, chunksize=50)
+        assert out["nevents"] == 200
+        assert len(report["sizing"]) == report["chunks"] == 4
+        check_invariants(report, retried=True)
+    assert kills >= 2
+
+
+@pytest.mark.slow
+def test_adaptive_cluster_scaling_during_a_long_run(generated_file: str) -> None:
+    """200 chunks while an adaptive cluster scales 1 -> 3 -> 1 -> 3 workers (and
+    back down at the end): every record arrives and the bytes add up."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            host="127.0.0.1",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        scheduler = cluster.scheduler
+        cluster.adapt(minimum=1, maximum=3, interval="200ms", wait_count=2)
+        counts: list[int] = []
+        result: dict[str, Any] = {}
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                result["run"] = run(
+                    client,
+                    {"gen": [generated_file]},
+                    chunksize=100,
+                    proc=SlowJet(0.1),
+                )
+            except BaseException as err:
+                errors.append(err)
+
+        def wait_for(n: int, timeout: float = 120) -> bool:
+            deadline = time.monotonic() + timeout
+            while thread.is_alive() and time.monotonic() < deadline:
+                counts.append(len(scheduler.workers))
+                if counts[-1] == n:
+                    return True
+                time.sleep(0.1)
+            return False
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        scaled = [wait_for(3)]
+        time.sleep(2)
+        cluster.adapt(minimum=1, maximum=1, interval="200ms", wait_count=2)
+        scaled.append(wait_for(1))
+        time.sleep(1)
+        cluster.adapt(minimum=1, maximum=3, interval="200ms", wait_count=2)
+        scaled.append(wait_for(3))
+        while thread.is_alive():
+            counts.append(len(scheduler.workers))
+            time.sleep(0.1)
+        thread.join()
+        assert not errors, errors
+        assert scheduler_state(client)["runs"] == []
+        seen = set(client.ncores())
+    assert scaled == [True, True, True], (scaled, counts)
+    out, report = result["run"]
+    assert out["nevents"] == 20_000
+    recs = report["sizing"]
+    assert len(recs) == report["chunks"] == 200
+    check_invariants(report, retried=True)
+    assert sorted(r["entrystart"] for r in recs) == list(range(0, 20_000, 100))
+    workers = {r["worker"] for r in recs}
+    assert len(workers) >= 3, workers  # the first worker and later ones
+    print(
+        f"workers over time {counts[0]}..{max(counts)}..{min(counts[1:])}; "
+        f"{len(workers)} workers ran chunks; attempts "
+        f"{sorted({r['attempts'] for r in recs})}; {len(seen)} at the end"
+    )
