@@ -12,8 +12,10 @@ the measuring :mod:`coffea_sizing.probe`. The manual is ``docs/guide/executor.md
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import pickle
+import threading
 import time
 import uuid
 import warnings
@@ -478,26 +480,76 @@ class _Dispatcher:
 
 
 _DISPATCHERS: weakref.WeakKeyDictionary[Any, _Dispatcher] = weakref.WeakKeyDictionary()
+_DISPATCHERS_LOCK = threading.Lock()
 
 
 def _dispatcher(client: Client) -> _Dispatcher:
-    dispatcher = _DISPATCHERS.get(client)
-    if dispatcher is None:
-        dispatcher = _DISPATCHERS[client] = _Dispatcher()
-        client.subscribe_topic(TOPIC, dispatcher)
-    return dispatcher
+    """The client's one dispatcher, created and subscribed once (threads may start
+    runs on a new client at the same time)."""
+    with _DISPATCHERS_LOCK:
+        dispatcher = _DISPATCHERS.get(client)
+        if dispatcher is None:
+            dispatcher = _DISPATCHERS[client] = _Dispatcher()
+            client.subscribe_topic(TOPIC, dispatcher)
+        return dispatcher
+
+
+def _connected(client: Client) -> bool:
+    """Whether the client is connected to its scheduler now (not reconnecting)."""
+    comm = getattr(client, "scheduler_comm", None)
+    return client.status == "running" and comm is not None and not comm.closed()
 
 
 def _on_loop(dask_client: Client, handler: str, timeout: float, **kwargs: Any) -> Any:
     """Call a scheduler handler on the client's loop and wait for the answer.
 
     The call goes on even if this thread is interrupted while waiting (Ctrl-C), so
-    opening and closing a run on the scheduler cannot be cut in half.
+    opening and closing a run on the scheduler cannot be cut in half. The wait
+    stops at once when the client loses its scheduler (``ConnectionError``).
     """
     coro = getattr(dask_client.scheduler, handler)(**kwargs)
     loop = dask_client.loop.asyncio_loop  # type: ignore[union-attr]
     future = asyncio.run_coroutine_threadsafe(coro, loop)
-    return future.result(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return future.result(timeout=0.1)
+        except concurrent.futures.TimeoutError:
+            if not _connected(dask_client):
+                future.cancel()
+                raise ConnectionError(
+                    f"{handler}: the client lost its Dask scheduler"
+                ) from None
+            if time.monotonic() > deadline:
+                future.cancel()
+                raise TimeoutError(
+                    f"{handler}: no answer from the Dask scheduler in {timeout} s"
+                ) from None
+
+
+def _wait_for_records(
+    client: Client, collector: _Collector | None, timeout: float, failed: bool
+) -> None:
+    """Wait for records still on their way, up to ``timeout`` s.
+
+    A run that succeeded waits for every chunk's record; a run that failed only
+    until no record arrived for ``_SETTLE`` s (its unfinished chunks send none).
+    No wait outlasts the client's connection to the scheduler.
+    """
+    if collector is None:
+        return
+    deadline = time.monotonic() + timeout
+    count, quiet_since = len(collector.chunks), time.monotonic()
+    while collector.missing() and time.monotonic() < deadline and _connected(client):
+        time.sleep(0.02)
+        if len(collector.chunks) != count:
+            count, quiet_since = len(collector.chunks), time.monotonic()
+        elif failed and time.monotonic() - quiet_since > _SETTLE:
+            return
+
+
+#: Seconds without a new record after which a failed run stops waiting for more.
+_SETTLE = 0.25
 
 
 #: Per client: the workers that answered with this coffea-sizing (checked once).
@@ -613,7 +665,10 @@ class SizingDaskExecutor(DaskExecutor):
         shows the bytes read, the output shipped and the largest peak so far.
     collect_timeout : float
         Seconds to wait, after the last task, for records still on their way
-        (default 30; they normally arrive before the task's result does).
+        (default 30; they normally arrive before the task's result does). A run
+        that failed waits only until no record came for a quarter second (its
+        unfinished chunks send none); no wait outlasts the client's connection to
+        the scheduler.
 
     Examples
     --------
@@ -722,7 +777,7 @@ class SizingDaskExecutor(DaskExecutor):
             _on_loop(client, "coffea_sizing_begin", 60, run_id=run_id, client=client.id)
             out = self._sized_run(client, collector, keys, items, function)
         except BaseException as err:
-            info = self._end(client, run_id, dispatcher)
+            info = self._end(client, run_id, dispatcher, failed=True)
             _attach_to_exception(err, collector, info, time.perf_counter() - t_run)
             raise
         info = self._end(client, run_id, dispatcher)
@@ -732,23 +787,22 @@ class SizingDaskExecutor(DaskExecutor):
         self._attach(collector, info, out)
         return out, 0
 
-    def _end(self, client: Client, run_id: str, dispatcher: _Dispatcher) -> Any:
+    def _end(
+        self,
+        client: Client,
+        run_id: str,
+        dispatcher: _Dispatcher,
+        failed: bool = False,
+    ) -> Any:
         """Close the run on the scheduler; never hides the run's own outcome."""
         t0 = time.perf_counter()
         collector = dispatcher.runs.get(run_id)
         # records still on their way (normally none: they precede the result)
-        deadline = time.monotonic() + self.collect_timeout
-        last = -1
-        while (
-            collector is not None
-            and collector.missing()
-            and time.monotonic() < deadline
-            and len(collector.chunks) != last
-        ):
-            last = len(collector.chunks)
-            time.sleep(0.05)
+        _wait_for_records(client, collector, self.collect_timeout, failed)
         dispatcher.runs.pop(run_id, None)
         try:
+            if not _connected(client):
+                raise ConnectionError("the client lost its Dask scheduler")
             info = _on_loop(client, "coffea_sizing_end", 60, run_id=run_id) or {}
         except BaseException as err:  # noqa: BLE001 - the run's outcome stands
             logger.warning("could not close coffea-sizing run %s: %r", run_id, err)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pickle
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -270,3 +272,65 @@ def check_invariants(
         assert m["nbytes"] >= 0
         assert m["inputs"] >= 1
         assert m["attempts"] == 1
+
+
+# ------------------------------------ `dask scheduler` / `dask worker` processes
+def dask_process(
+    args: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dask", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def deploy(
+    tmp: Path,
+    scheduler_env: dict[str, str] | None,
+    worker_envs: list[dict[str, str] | None],
+) -> tuple[str, list[subprocess.Popen[bytes]]]:
+    sched_file = tmp / "scheduler.json"
+    args = ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
+    procs = [
+        dask_process(
+            [*args, "--scheduler-file", str(sched_file)], tmp / "s.log", scheduler_env
+        )
+    ]
+    deadline = time.monotonic() + 60
+    while not sched_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not sched_file.exists():
+        stop_processes(procs)
+        raise AssertionError((tmp / "s.log").read_text())
+    address = json.loads(sched_file.read_text())["address"]
+    for i, env in enumerate(worker_envs):
+        procs.append(dask_worker(address, tmp / f"w{i}.log", env))
+    return address, procs
+
+
+def dask_worker(
+    address: str, log: Path, env: dict[str, str] | None
+) -> subprocess.Popen[bytes]:
+    args = [
+        "worker",
+        address,
+        "--nthreads",
+        "1",
+        "--no-dashboard",
+        "--host",
+        "127.0.0.1",
+    ]
+    return dask_process(args, log, env)
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in reversed(procs):
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            p.kill()

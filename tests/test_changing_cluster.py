@@ -1,6 +1,7 @@
 """A cluster that changes under a run: workers killed for memory and restarted by
 their nanny, workers restarted during the pre-flight check, an adaptive cluster
-scaling up and down (two threads starting runs on a new client, a scheduler killed mid-run: later).
+scaling up and down, two threads starting runs on a new client, a scheduler
+killed mid-run.
 
 Real coffea, real files, real ``LocalCluster`` s with nannies.
 """
@@ -179,3 +180,141 @@ def test_adaptive_cluster_scaling_during_a_long_run(generated_file: str) -> None
         f"{len(workers)} workers ran chunks; attempts "
         f"{sorted({r['attempts'] for r in recs})}; {len(seen)} at the end"
     )
+
+
+# ------------------------------------------------------------ the client side
+def _subscribed(client: Any) -> Any:
+    """The handler the client calls for coffea-sizing items."""
+    from coffea_sizing.plugin import TOPIC
+
+    return client._event_handlers.get(TOPIC)
+
+
+def test_two_threads_starting_runs_on_a_new_client_share_one_dispatcher(
+    cluster: Any,
+) -> None:
+    from distributed import Client
+
+    from coffea_sizing.executor import _dispatcher
+
+    for _ in range(60):
+        with Client(cluster) as fresh:
+            got: list[Any] = []
+            barrier = threading.Barrier(2)
+
+            def start(
+                client: Any = fresh,
+                got: list[Any] = got,
+                barrier: threading.Barrier = barrier,
+            ) -> None:
+                barrier.wait(timeout=30)
+                got.append(_dispatcher(client))
+
+            threads = [threading.Thread(target=start) for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            assert len(got) == 2
+            assert got[0] is got[1]
+            assert _subscribed(fresh) is got[0]
+
+
+@pytest.mark.slow
+def test_two_threads_running_on_a_new_client_both_get_all_records(
+    cluster: Any, ttbar_file: str, generated_file: str
+) -> None:
+    from distributed import Client
+
+    for _ in range(5):
+        with Client(cluster) as fresh:
+            results: list[Any] = []
+            errors: list[BaseException] = []
+            barrier = threading.Barrier(2)
+
+            def work(
+                fileset: dict[str, list[str]],
+                chunksize: int,
+                client: Any = fresh,
+                results: list[Any] = results,
+                errors: list[BaseException] = errors,
+                barrier: threading.Barrier = barrier,
+            ) -> None:
+                try:
+                    barrier.wait(timeout=30)
+                    results.append(run(client, fileset, chunksize=chunksize))
+                except BaseException as err:
+                    errors.append(err)
+
+            threads = [
+                threading.Thread(target=work, args=({"ttbar": [ttbar_file]}, 50)),
+                threading.Thread(target=work, args=({"gen": [generated_file]}, 5_000)),
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=120)
+            assert not errors, errors
+            assert len(results) == 2
+            for _, report in results:
+                check_invariants(report)
+            # and a later run on the client is whole too
+            _, again = run(fresh, {"ttbar": [ttbar_file]}, chunksize=100)
+            check_invariants(again)
+
+
+@pytest.mark.slow
+def test_scheduler_killed_mid_run_fails_as_fast_as_dask_executor(
+    tmp_path: Any, generated_file: str
+) -> None:
+    """The exception reaches the user about as soon as with coffea's DaskExecutor:
+    closing the run does not wait for a scheduler that is gone."""
+    from coffea.processor import DaskExecutor
+    from distributed import Client
+
+    from coffea_sizing import SizingDaskExecutor
+
+    from conftest import deploy, stop_processes
+
+    delays: dict[str, float] = {}
+    for name, executor_cls in (("plain", DaskExecutor), ("sized", SizingDaskExecutor)):
+        (tmp_path / name).mkdir()
+        address, procs = deploy(tmp_path / name, None, [None])
+        client = Client(address, timeout=30)
+        killed: dict[str, float] = {}
+        try:
+            client.wait_for_workers(1, timeout=60)
+
+            marker = tmp_path / name / "started"
+
+            def kill(
+                procs: list[Any] = procs,
+                killed: dict[str, float] = killed,
+                marker: Any = marker,
+            ) -> None:
+                deadline = time.monotonic() + 120
+                while not marker.exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                time.sleep(1.0)  # chunks are running
+                procs[0].kill()  # the scheduler
+                killed["t"] = time.monotonic()
+
+            thread = threading.Thread(target=kill)
+            thread.start()
+            with pytest.raises(Exception):  # noqa: B017, PT011 - whatever Dask raises
+                run(
+                    client,
+                    {"gen": [generated_file]},
+                    chunksize=500,
+                    proc=SlowJet(0.5, str(marker)),
+                    executor_cls=executor_cls,
+                )
+            delays[name] = time.monotonic() - killed["t"]
+            thread.join()
+        finally:
+            with contextlib.suppress(Exception):  # the scheduler is gone
+                client.close(timeout=10)
+            stop_processes(procs)
+    print(f"seconds from the kill to the exception: {delays}")
+    # generous: the old close waited out a 30 s connect timeout
+    assert delays["sized"] < delays["plain"] + 10, delays

@@ -224,6 +224,8 @@ def test_plugin_unregistered_mid_run_keeps_the_output(
         assert out["nevents"] == expected == 20_000
         assert report["entries"] == 20_000
         assert len(report["sizing"]) == 20
+        # collect_timeout is honoured: the client waited 1 s for the records
+        assert report["sizing_run"]["collect_seconds"] >= 1
         # the next run registers the plugin again and is whole
         _, again = run(own, {"gen": [generated_file]}, chunksize=2_000)
         check_invariants(again)
