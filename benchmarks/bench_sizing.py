@@ -355,8 +355,16 @@ def round_trips(client: Any, repeats: int = 20) -> float:
         _ensure_plugin(client)
         _check_workers(client)
         run_id = uuid.uuid4().hex[:12]
-        _on_loop(client, "coffea_sizing_begin", 60, run_id=run_id, client=client.id)
-        _on_loop(client, "coffea_sizing_end", 60, run_id=run_id)
+        secret = uuid.uuid4().hex
+        _on_loop(
+            client,
+            "coffea_sizing_begin",
+            60,
+            run_id=run_id,
+            client=client.id,
+            secret=secret,
+        )
+        _on_loop(client, "coffea_sizing_end", 60, run_id=run_id, secret=secret)
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hmac
 import logging
+import math
 import pickle
 import threading
 import time
@@ -24,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
+from secrets import token_hex
 from typing import TYPE_CHECKING, Any
 
 from coffea.processor import DaskExecutor
@@ -309,9 +312,16 @@ class _Collector:
     """The records of one run, as they arrive (on the client's event loop)."""
 
     def __init__(
-        self, run_id: str, keys: list[str], items: list[Any], desc: str = ""
+        self,
+        run_id: str,
+        keys: list[str],
+        items: list[Any],
+        desc: str = "",
+        secret: str = "",
     ) -> None:
         self.run_id = run_id
+        #: the run's capability: only items carrying it are accepted
+        self.secret = secret or token_hex(16)
         self.items = dict(zip(keys, items, strict=True))
         self.merge_inputs: dict[str, int] = {}
         #: the item of each chunk as it arrived; joined into a record on demand
@@ -330,8 +340,16 @@ class _Collector:
     # --------------------------------------------------------- arriving items
     def add(self, item: dict[str, Any]) -> None:
         key = item.get("key")
-        if not isinstance(key, str):
-            return
+        if type(key) is not str or not (key in self.items or key in self.merge_inputs):
+            return  # no task of this run
+        item, bad = _checked_item(item)
+        if bad:
+            what = (
+                describe_chunk(_workitem(self.items[key]))
+                if key in self.items
+                else f"reduction {key}"
+            )
+            self.mistyped.append(f"{what}: {', '.join(bad)} (scheduler fields)")
         if key in self.items:
             if "error" in item:
                 self.errors[key] = item
@@ -462,21 +480,97 @@ class _Collector:
         return sum(1 for k in self.items if k not in self.chunks)
 
 
+def _count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _address(value: Any) -> bool:
+    return type(value) is str and len(value) <= 512
+
+
+def _lost(value: Any) -> bool:
+    return (
+        type(value) in (list, tuple)
+        and len(value) <= 1_000
+        and all(
+            type(w) in (list, tuple)
+            and len(w) == 3
+            and (w[0] is None or _address(w[0]))
+            and all(v is None or _count(v) for v in w[1:])
+            for w in value
+        )
+    )
+
+
+#: What the client keeps of an item from the scheduler, and the test of each field
+#: (the worker and the scheduler fill them: a worker can send anything).
+_ITEM_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "record": lambda v: type(v) is bytes,
+    "error": lambda v: type(v) is str,
+    "task_nbytes": _count,
+    "worker": _address,
+    "worker_memory": _count,
+    "worker_memory_limit": _count,
+    "compute_start": _number,
+    "compute_stop": _number,
+    "attempts": _count,
+    "lost_workers": _lost,
+}
+
+
+def _checked_item(item: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The item's known fields, those of the wrong type set to ``None`` (an error
+    text of the wrong type becomes a placeholder, so the chunk still counts as
+    failed); and the names of those fields."""
+    out: dict[str, Any] = {"key": item["key"]}
+    bad: list[str] = []
+    for name, ok in _ITEM_FIELDS.items():
+        if name not in item:
+            continue
+        value = item[name]
+        if value is None or ok(value):
+            out[name] = value
+        else:
+            bad.append(name)
+            out[name] = "(error text of the wrong type)" if name == "error" else None
+    return out, bad
+
+
 class _Dispatcher:
-    """The one handler of a client's coffea-sizing events: routes items to runs."""
+    """The one handler of a client's coffea-sizing items: routes them to runs.
+
+    Registered as the client's handler of ``TOPIC`` stream messages, which only
+    code on the scheduler (the plugin) can send; an item reaches its run only with
+    the run's secret.
+    """
 
     def __init__(self) -> None:
         self.runs: dict[str, _Collector] = {}
 
-    def __call__(self, event: Any) -> None:
-        # never raise: an exception here would stop the client's message loop
+    def secrets(self) -> list[str]:
+        """The secrets of this client's open runs."""
+        return [c.secret for c in list(self.runs.values())]
+
+    def __call__(self, item: Any = None, **_: Any) -> None:
+        # never raise: an exception here is logged by the client's message loop
         try:
-            _, item = event
-            collector = self.runs.get(item.get("run"))
-            if collector is not None:
-                collector.add(item)
+            if type(item) is not dict:
+                return
+            run, secret = item.get("run"), item.get("secret")
+            if type(run) is not str or type(secret) is not str:
+                return
+            collector = self.runs.get(run)
+            if collector is None or not hmac.compare_digest(
+                collector.secret.encode(), secret.encode()
+            ):
+                return
+            collector.add(item)
         except Exception:  # pragma: no cover - defensive
-            logger.debug("coffea-sizing dropped an event", exc_info=True)
+            logger.debug("coffea-sizing dropped an item", exc_info=True)
 
 
 _DISPATCHERS: weakref.WeakKeyDictionary[Any, _Dispatcher] = weakref.WeakKeyDictionary()
@@ -484,13 +578,15 @@ _DISPATCHERS_LOCK = threading.Lock()
 
 
 def _dispatcher(client: Client) -> _Dispatcher:
-    """The client's one dispatcher, created and subscribed once (threads may start
-    runs on a new client at the same time)."""
+    """The client's one dispatcher, created and registered once as the client's
+    handler of ``TOPIC`` messages (threads may start runs on a new client at the
+    same time)."""
     with _DISPATCHERS_LOCK:
-        dispatcher = _DISPATCHERS.get(client)
-        if dispatcher is None:
-            dispatcher = _DISPATCHERS[client] = _Dispatcher()
-            client.subscribe_topic(TOPIC, dispatcher)
+        dispatcher = _DISPATCHERS.get(client) or _Dispatcher()
+        _DISPATCHERS[client] = dispatcher
+        handlers: dict[str, Any] = client._stream_handlers  # type: ignore[attr-defined]
+        if handlers.get(TOPIC) is not dispatcher:
+            handlers[TOPIC] = dispatcher
         return dispatcher
 
 
@@ -767,14 +863,21 @@ class SizingDaskExecutor(DaskExecutor):
         _check_workers(client)
         run_id = uuid.uuid4().hex[:12]
         keys = [chunk_key(run_id, i) for i in range(len(items))]
-        collector = _Collector(run_id, keys, items)
+        collector = _Collector(run_id, keys, items, secret=token_hex(16))
         dispatcher = _dispatcher(client)
         dispatcher.runs[run_id] = collector
         info: dict[str, Any] = {}
         t_run = time.perf_counter()
         try:
             # opened inside the try: an interrupt anywhere from here still ends it
-            _on_loop(client, "coffea_sizing_begin", 60, run_id=run_id, client=client.id)
+            _on_loop(
+                client,
+                "coffea_sizing_begin",
+                60,
+                run_id=run_id,
+                client=client.id,
+                secret=collector.secret,
+            )
             out = self._sized_run(client, collector, keys, items, function)
         except BaseException as err:
             info = self._end(client, run_id, dispatcher, failed=True)
@@ -803,7 +906,11 @@ class SizingDaskExecutor(DaskExecutor):
         try:
             if not _connected(client):
                 raise ConnectionError("the client lost its Dask scheduler")
-            info = _on_loop(client, "coffea_sizing_end", 60, run_id=run_id) or {}
+            secret = collector.secret if collector is not None else ""
+            info = (
+                _on_loop(client, "coffea_sizing_end", 60, run_id=run_id, secret=secret)
+                or {}
+            )
         except BaseException as err:  # noqa: BLE001 - the run's outcome stands
             logger.warning("could not close coffea-sizing run %s: %r", run_id, err)
             info = {"end_error": repr(err)}

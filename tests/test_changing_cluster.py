@@ -187,7 +187,7 @@ def _subscribed(client: Any) -> Any:
     """The handler the client calls for coffea-sizing items."""
     from coffea_sizing.plugin import TOPIC
 
-    return client._event_handlers.get(TOPIC)
+    return client._stream_handlers.get(TOPIC)
 
 
 def test_two_threads_starting_runs_on_a_new_client_share_one_dispatcher(
