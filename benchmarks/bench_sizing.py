@@ -322,11 +322,11 @@ def spy_collect(calls: list[dict[str, Any]]) -> Iterator[None]:
 
     real = SizingDaskExecutor._end
 
-    def _end(self: Any, client: Any, run_id: str, dispatcher: Any) -> Any:
+    def _end(self: Any, client: Any, run_id: str, dispatcher: Any, **kw: Any) -> Any:
         collector = dispatcher.runs.get(run_id)
         missing = collector.missing() if collector is not None else None
         t0 = time.perf_counter()
-        info = real(self, client, run_id, dispatcher)
+        info = real(self, client, run_id, dispatcher, **kw)
         calls.append({"seconds": time.perf_counter() - t0, "missing": missing})
         return info
 
@@ -355,8 +355,16 @@ def round_trips(client: Any, repeats: int = 20) -> float:
         _ensure_plugin(client)
         _check_workers(client)
         run_id = uuid.uuid4().hex[:12]
-        _on_loop(client, "coffea_sizing_begin", 60, run_id=run_id, client=client.id)
-        _on_loop(client, "coffea_sizing_end", 60, run_id=run_id)
+        secret = uuid.uuid4().hex
+        _on_loop(
+            client,
+            "coffea_sizing_begin",
+            60,
+            run_id=run_id,
+            client=client.id,
+            secret=secret,
+        )
+        _on_loop(client, "coffea_sizing_end", 60, run_id=run_id, secret=secret)
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
 
@@ -792,12 +800,12 @@ def footprint_at_end_run(sink: list[dict[str, Any]]) -> Iterator[None]:
 
     real = SizingDaskExecutor._end
 
-    def _end(self: Any, client: Any, run_id: str, dispatcher: Any) -> Any:
+    def _end(self: Any, client: Any, run_id: str, dispatcher: Any, **kw: Any) -> Any:
         try:
             sink.append(client.run_on_scheduler(plugin_footprint))
         except Exception as err:  # noqa: BLE001 - never break the run
             sink.append({"error": repr(err)})
-        return real(self, client, run_id, dispatcher)
+        return real(self, client, run_id, dispatcher, **kw)
 
     SizingDaskExecutor._end = _end  # type: ignore[method-assign]
     try:

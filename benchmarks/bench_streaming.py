@@ -173,17 +173,23 @@ def bench_scheduler_cpu(n_tasks: int, rounds: int) -> dict[str, Any]:
                     dispatcher = _dispatcher(client)
                     got: list[Any] = []
 
+                    secret = uuid.uuid4().hex
+
                     class Sink:
                         chunks: dict[str, Any] = {}  # noqa: RUF012
+
+                        def __init__(self, secret: str) -> None:
+                            self.secret = secret
 
                         def add(self, item: Any) -> None:
                             got.append(item)
 
-                    dispatcher.runs[run_id] = Sink()  # type: ignore[assignment]
+                    dispatcher.runs[run_id] = Sink(secret)  # type: ignore[assignment]
                     client.sync(
                         client.scheduler.coffea_sizing_begin,
                         run_id=run_id,
                         client=client.id,
+                        secret=secret,
                     )
                     keys = [chunk_key(run_id, i) for i in range(n_tasks)]
                     func: Any = _with_record
@@ -201,7 +207,9 @@ def bench_scheduler_cpu(n_tasks: int, rounds: int) -> dict[str, Any]:
                 cpu = _cpu_seconds(sched_pid) - cpu0
                 if variant == "B":
                     info = client.sync(
-                        client.scheduler.coffea_sizing_end, run_id=run_id
+                        client.scheduler.coffea_sizing_end,
+                        run_id=run_id,
+                        secret=secret,
                     )
                     dispatcher.runs.pop(run_id, None)
                     received.append(len(got))

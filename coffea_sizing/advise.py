@@ -329,9 +329,14 @@ def _parse_bytes(value: Any) -> float | None:
             raise AdviceError(
                 f"worker_memory {value!r} is not a size (e.g. 4GB, 2.5GiB)"
             ) from err
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise AdviceError(
+            f"worker_memory must be a size in bytes (a number, or text such as "
+            f"'4GB'), got {type(value).__name__} {str(value)[:60]}"
+        )
     v = float(value)
-    if not v > 0:
-        raise AdviceError(f"worker_memory must be positive, got {value!r}")
+    if not (v > 0 and math.isfinite(v)):
+        raise AdviceError(f"worker_memory must be positive and finite, got {value!r}")
     return v
 
 
@@ -453,6 +458,14 @@ def _file_models(chunks: pd.DataFrame) -> list[FileModel]:
             num_entries = int(whole[-1][1])
         except Exception as err:  # noqa: BLE001 - any unreadable file: fall back
             problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if not problem:
+            _check_unchanged(
+                str(filename),
+                str(treename),
+                columns,
+                int(rows["entrystop"].max()),
+                num_entries,
+            )
         out.append(
             FileModel(
                 str(filename),
@@ -465,6 +478,32 @@ def _file_models(chunks: pd.DataFrame) -> list[FileModel]:
             )
         )
     return out
+
+
+def _check_unchanged(
+    filename: str, treename: str, columns: set[str], recorded: int, num_entries: int
+) -> None:
+    """Refuse, in one line, records of a file that changed since they were made
+    (fewer entries than the records read, a branch they read gone)."""
+    again = (
+        "it changed since the records were made; advise on records of the file as "
+        "it is now (run again), or point them at the file they came from"
+    )
+    if recorded > num_entries:
+        raise AdviceError(
+            f"{filename}: the records read entries up to {recorded:,} of tree "
+            f"{treename!r}, the file now has {num_entries:,}: {again}"
+        )
+    if not columns:
+        return
+    from .datasets import UnknownBranchError
+    from .predict import predict_bytesread
+
+    try:
+        predict_bytesread(filename, treename, sorted(columns), [(0, 0)])
+    except UnknownBranchError as err:
+        first = str(err).strip("'\"").splitlines()[0]
+        raise AdviceError(f"{filename}: {first}; {again}") from None
 
 
 def _dataset_model(dataset: str, rows: pd.DataFrame) -> DatasetModel:
@@ -1084,7 +1123,9 @@ def advise(
     ------
     AdviceError
         (a :class:`ValueError`) with one line when there is nothing to advise on:
-        no records, records that are not chunk records, a bad ``worker_memory``.
+        no records, records that are not chunk records, a bad ``worker_memory``,
+        records of a file that changed since they were made (fewer entries, a
+        branch they read gone).
 
     Notes
     -----

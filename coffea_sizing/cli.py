@@ -838,10 +838,10 @@ def _user_module(spec: str) -> tuple[Any, str | None]:
         sys.modules[name] = module
         try:
             mod_spec.loader.exec_module(module)
-        except Exception as err:
+        except (Exception, SystemExit) as err:
             sys.modules.pop(name, None)
             raise CLIError(
-                f"{spec}: importing {target} failed: {type(err).__name__}: {err}"
+                f"{spec}: importing {target} failed: {_import_error(err)}"
             ) from err
         return module, attr or None
     if not target or not attr:
@@ -853,11 +853,21 @@ def _user_module(spec: str) -> tuple[Any, str | None]:
         sys.path.insert(0, str(pathlib.Path.cwd()))
     try:
         module = importlib.import_module(target)
-    except Exception as err:
+    except (Exception, SystemExit) as err:
         raise CLIError(
-            f"{spec}: module {target!r} does not import: {type(err).__name__}: {err}"
+            f"{spec}: module {target!r} does not import: {_import_error(err)}"
         ) from err
     return module, attr
+
+
+def _import_error(err: BaseException) -> str:
+    """One line for an exception raised while importing the user's module."""
+    if isinstance(err, SystemExit):
+        return (
+            f"it calls sys.exit({err.code!r}) at import (move the script part "
+            'under `if __name__ == "__main__":`)'
+        )
+    return f"{type(err).__name__}: {err}"
 
 
 def _load_processor(spec: str) -> Any:
@@ -920,6 +930,8 @@ def _load_schema(name: str) -> Any:
             return getattr(importlib.import_module(target), attr)
         except (ImportError, AttributeError) as err:
             raise CLIError(f"--schema {name}: {err}") from err
+        except (Exception, SystemExit) as err:
+            raise CLIError(f"--schema {name}: {_import_error(err)}") from err
     if name == "QuietNanoAODSchema":
         from .schemas import QuietNanoAODSchema
 

@@ -12,8 +12,12 @@ the measuring :mod:`coffea_sizing.probe`. The manual is ``docs/guide/executor.md
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import hmac
 import logging
+import math
 import pickle
+import threading
 import time
 import uuid
 import warnings
@@ -22,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
+from secrets import token_hex
 from typing import TYPE_CHECKING, Any
 
 from coffea.processor import DaskExecutor
@@ -307,9 +312,16 @@ class _Collector:
     """The records of one run, as they arrive (on the client's event loop)."""
 
     def __init__(
-        self, run_id: str, keys: list[str], items: list[Any], desc: str = ""
+        self,
+        run_id: str,
+        keys: list[str],
+        items: list[Any],
+        desc: str = "",
+        secret: str = "",
     ) -> None:
         self.run_id = run_id
+        #: the run's capability: only items carrying it are accepted
+        self.secret = secret or token_hex(16)
         self.items = dict(zip(keys, items, strict=True))
         self.merge_inputs: dict[str, int] = {}
         #: the item of each chunk as it arrived; joined into a record on demand
@@ -328,8 +340,16 @@ class _Collector:
     # --------------------------------------------------------- arriving items
     def add(self, item: dict[str, Any]) -> None:
         key = item.get("key")
-        if not isinstance(key, str):
-            return
+        if type(key) is not str or not (key in self.items or key in self.merge_inputs):
+            return  # no task of this run
+        item, bad = _checked_item(item)
+        if bad:
+            what = (
+                describe_chunk(_workitem(self.items[key]))
+                if key in self.items
+                else f"reduction {key}"
+            )
+            self.mistyped.append(f"{what}: {', '.join(bad)} (scheduler fields)")
         if key in self.items:
             if "error" in item:
                 self.errors[key] = item
@@ -460,60 +480,229 @@ class _Collector:
         return sum(1 for k in self.items if k not in self.chunks)
 
 
+def _count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _address(value: Any) -> bool:
+    return type(value) is str and len(value) <= 512
+
+
+def _lost(value: Any) -> bool:
+    return (
+        type(value) in (list, tuple)
+        and len(value) <= 1_000
+        and all(
+            type(w) in (list, tuple)
+            and len(w) == 3
+            and (w[0] is None or _address(w[0]))
+            and all(v is None or _count(v) for v in w[1:])
+            for w in value
+        )
+    )
+
+
+#: What the client keeps of an item from the scheduler, and the test of each field
+#: (the worker and the scheduler fill them: a worker can send anything).
+_ITEM_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "record": lambda v: type(v) is bytes,
+    "error": lambda v: type(v) is str,
+    "task_nbytes": _count,
+    "worker": _address,
+    "worker_memory": _count,
+    "worker_memory_limit": _count,
+    "compute_start": _number,
+    "compute_stop": _number,
+    "attempts": _count,
+    "lost_workers": _lost,
+}
+
+
+def _checked_item(item: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The item's known fields, those of the wrong type set to ``None`` (an error
+    text of the wrong type becomes a placeholder, so the chunk still counts as
+    failed); and the names of those fields."""
+    out: dict[str, Any] = {"key": item["key"]}
+    bad: list[str] = []
+    for name, ok in _ITEM_FIELDS.items():
+        if name not in item:
+            continue
+        value = item[name]
+        if value is None or ok(value):
+            out[name] = value
+        else:
+            bad.append(name)
+            out[name] = "(error text of the wrong type)" if name == "error" else None
+    return out, bad
+
+
 class _Dispatcher:
-    """The one handler of a client's coffea-sizing events: routes items to runs."""
+    """The one handler of a client's coffea-sizing items: routes them to runs.
+
+    Registered as the client's handler of ``TOPIC`` stream messages, which only
+    code on the scheduler (the plugin) can send; an item reaches its run only with
+    the run's secret.
+    """
 
     def __init__(self) -> None:
         self.runs: dict[str, _Collector] = {}
 
-    def __call__(self, event: Any) -> None:
-        # never raise: an exception here would stop the client's message loop
+    def secrets(self) -> list[str]:
+        """The secrets of this client's open runs."""
+        return [c.secret for c in list(self.runs.values())]
+
+    def __call__(self, item: Any = None, **_: Any) -> None:
+        # never raise: an exception here is logged by the client's message loop
         try:
-            _, item = event
-            collector = self.runs.get(item.get("run"))
-            if collector is not None:
-                collector.add(item)
+            if type(item) is not dict:
+                return
+            run, secret = item.get("run"), item.get("secret")
+            if type(run) is not str or type(secret) is not str:
+                return
+            collector = self.runs.get(run)
+            if collector is None or not hmac.compare_digest(
+                collector.secret.encode(), secret.encode()
+            ):
+                return
+            collector.add(item)
         except Exception:  # pragma: no cover - defensive
-            logger.debug("coffea-sizing dropped an event", exc_info=True)
+            logger.debug("coffea-sizing dropped an item", exc_info=True)
 
 
 _DISPATCHERS: weakref.WeakKeyDictionary[Any, _Dispatcher] = weakref.WeakKeyDictionary()
+_DISPATCHERS_LOCK = threading.Lock()
 
 
 def _dispatcher(client: Client) -> _Dispatcher:
-    dispatcher = _DISPATCHERS.get(client)
-    if dispatcher is None:
-        dispatcher = _DISPATCHERS[client] = _Dispatcher()
-        client.subscribe_topic(TOPIC, dispatcher)
-    return dispatcher
+    """The client's one dispatcher, created and registered once as the client's
+    handler of ``TOPIC`` messages (threads may start runs on a new client at the
+    same time)."""
+    with _DISPATCHERS_LOCK:
+        dispatcher = _DISPATCHERS.get(client) or _Dispatcher()
+        _DISPATCHERS[client] = dispatcher
+        handlers: dict[str, Any] = client._stream_handlers  # type: ignore[attr-defined]
+        if handlers.get(TOPIC) is not dispatcher:
+            handlers[TOPIC] = dispatcher
+        return dispatcher
+
+
+def _connected(client: Client) -> bool:
+    """Whether the client is connected to its scheduler now (not reconnecting)."""
+    comm = getattr(client, "scheduler_comm", None)
+    return client.status == "running" and comm is not None and not comm.closed()
 
 
 def _on_loop(dask_client: Client, handler: str, timeout: float, **kwargs: Any) -> Any:
     """Call a scheduler handler on the client's loop and wait for the answer.
 
     The call goes on even if this thread is interrupted while waiting (Ctrl-C), so
-    opening and closing a run on the scheduler cannot be cut in half.
+    opening and closing a run on the scheduler cannot be cut in half. The wait
+    stops at once when the client loses its scheduler (``ConnectionError``).
     """
     coro = getattr(dask_client.scheduler, handler)(**kwargs)
     loop = dask_client.loop.asyncio_loop  # type: ignore[union-attr]
     future = asyncio.run_coroutine_threadsafe(coro, loop)
-    return future.result(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return future.result(timeout=0.1)
+        except concurrent.futures.TimeoutError:
+            if not _connected(dask_client):
+                future.cancel()
+                raise ConnectionError(
+                    f"{handler}: the client lost its Dask scheduler"
+                ) from None
+            if time.monotonic() > deadline:
+                future.cancel()
+                raise TimeoutError(
+                    f"{handler}: no answer from the Dask scheduler in {timeout} s"
+                ) from None
 
 
-def _check_workers(client: Client) -> None:
-    """Fail in seconds, naming them, when workers cannot import this coffea-sizing."""
-    answers = client.run(_WORKER_CHECK, on_error="return")
+def _wait_for_records(
+    client: Client, collector: _Collector | None, timeout: float, failed: bool
+) -> None:
+    """Wait for records still on their way, up to ``timeout`` s.
+
+    A run that succeeded waits for every chunk's record; a run that failed only
+    until no record arrived for ``_SETTLE`` s (its unfinished chunks send none).
+    No wait outlasts the client's connection to the scheduler.
+    """
+    if collector is None:
+        return
+    deadline = time.monotonic() + timeout
+    count, quiet_since = len(collector.chunks), time.monotonic()
+    while collector.missing() and time.monotonic() < deadline and _connected(client):
+        time.sleep(0.02)
+        if len(collector.chunks) != count:
+            count, quiet_since = len(collector.chunks), time.monotonic()
+        elif failed and time.monotonic() - quiet_since > _SETTLE:
+            return
+
+
+#: Seconds without a new record after which a failed run stops waiting for more.
+_SETTLE = 0.25
+
+
+#: Per client: the workers that answered with this coffea-sizing (checked once).
+_CHECKED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+#: Seconds the pre-flight waits for the workers' answers before it goes on without.
+CHECK_TIMEOUT = 10.0
+
+
+def _ask_workers(client: Client, workers: list[str], timeout: float) -> dict[str, Any]:
+    """Each worker's answer to ``_WORKER_CHECK``; an exception for those that did not
+    answer (restarting, retiring, busy past ``timeout``), ``{}`` on a timeout."""
+
+    async def ask() -> dict[str, Any]:
+        return await asyncio.wait_for(
+            client._run(_WORKER_CHECK, workers=workers, on_error="return"),  # type: ignore[attr-defined]
+            timeout,
+        )
+
+    try:
+        return client.sync(ask)  # type: ignore[no-any-return]
+    except (asyncio.TimeoutError, OSError) as err:
+        logger.info("coffea-sizing: no answer from workers %s (%r)", workers, err)
+        return {}
+
+
+def _check_workers(client: Client, timeout: float = CHECK_TIMEOUT) -> None:
+    """Fail in seconds, naming them, when workers *answer* that they cannot import
+    this coffea-sizing (or run another).
+
+    Only an answer proves a missing or different install: a worker that does not
+    answer (its nanny restarting it after a KilledWorker, retiring from an adaptive
+    cluster, joining, too busy) is skipped now and checked at the next run; a
+    chunk that fails to import on it names the worker. Workers that answered well
+    are not asked again for this client's lifetime; workers that join later are
+    asked at the next run.
+    """
+    checked = _CHECKED.setdefault(client, set())
+    todo = sorted(set(client.ncores()) - checked)
+    if not todo:
+        return
+    answers = _ask_workers(client, todo, timeout)
     missing: list[str] = []
     other: list[str] = []
     for address, answer in sorted(answers.items()):
         if isinstance(answer, list | tuple) and len(answer) == 2:
-            if answer[1] != WIRE_LAYOUT:
+            if answer[1] == WIRE_LAYOUT:
+                checked.add(address)
+            else:
                 other.append(f"{address} (coffea-sizing {answer[0]})")
-        else:
+        elif isinstance(answer, str):  # the check ran there and could not import
             missing.append(f"{address} ({answer})")
+        else:  # no answer: an exception from the comm, not from the check
+            logger.info("coffea-sizing: worker %s did not answer: %r", address, answer)
+    asked = len(todo)
     if missing:
         raise ModuleNotFoundError(
-            f"{plural(len(missing), 'worker')} of {len(answers)} cannot import "
+            f"{plural(len(missing), 'worker')} of {asked} cannot import "
             f"coffea_sizing: {', '.join(missing[:5])}"
             f"{' ...' if len(missing) > 5 else ''}. Install coffea-sizing=="
             f"{__version__} in the workers' environment (as coffea is), or run with "
@@ -522,7 +711,7 @@ def _check_workers(client: Client) -> None:
         )
     if other:
         raise RuntimeError(
-            f"{plural(len(other), 'worker')} of {len(answers)} run another "
+            f"{plural(len(other), 'worker')} of {asked} run another "
             f"coffea-sizing than this client ({__version__}): {', '.join(other[:5])}. "
             "Install the same coffea-sizing version on the client and the workers."
         )
@@ -572,7 +761,10 @@ class SizingDaskExecutor(DaskExecutor):
         shows the bytes read, the output shipped and the largest peak so far.
     collect_timeout : float
         Seconds to wait, after the last task, for records still on their way
-        (default 30; they normally arrive before the task's result does).
+        (default 30; they normally arrive before the task's result does). A run
+        that failed waits only until no record came for a quarter second (its
+        unfinished chunks send none); no wait outlasts the client's connection to
+        the scheduler.
 
     Examples
     --------
@@ -671,17 +863,24 @@ class SizingDaskExecutor(DaskExecutor):
         _check_workers(client)
         run_id = uuid.uuid4().hex[:12]
         keys = [chunk_key(run_id, i) for i in range(len(items))]
-        collector = _Collector(run_id, keys, items)
+        collector = _Collector(run_id, keys, items, secret=token_hex(16))
         dispatcher = _dispatcher(client)
         dispatcher.runs[run_id] = collector
         info: dict[str, Any] = {}
         t_run = time.perf_counter()
         try:
             # opened inside the try: an interrupt anywhere from here still ends it
-            _on_loop(client, "coffea_sizing_begin", 60, run_id=run_id, client=client.id)
+            _on_loop(
+                client,
+                "coffea_sizing_begin",
+                60,
+                run_id=run_id,
+                client=client.id,
+                secret=collector.secret,
+            )
             out = self._sized_run(client, collector, keys, items, function)
         except BaseException as err:
-            info = self._end(client, run_id, dispatcher)
+            info = self._end(client, run_id, dispatcher, failed=True)
             _attach_to_exception(err, collector, info, time.perf_counter() - t_run)
             raise
         info = self._end(client, run_id, dispatcher)
@@ -691,24 +890,27 @@ class SizingDaskExecutor(DaskExecutor):
         self._attach(collector, info, out)
         return out, 0
 
-    def _end(self, client: Client, run_id: str, dispatcher: _Dispatcher) -> Any:
+    def _end(
+        self,
+        client: Client,
+        run_id: str,
+        dispatcher: _Dispatcher,
+        failed: bool = False,
+    ) -> Any:
         """Close the run on the scheduler; never hides the run's own outcome."""
         t0 = time.perf_counter()
         collector = dispatcher.runs.get(run_id)
         # records still on their way (normally none: they precede the result)
-        deadline = time.monotonic() + self.collect_timeout
-        last = -1
-        while (
-            collector is not None
-            and collector.missing()
-            and time.monotonic() < deadline
-            and len(collector.chunks) != last
-        ):
-            last = len(collector.chunks)
-            time.sleep(0.05)
+        _wait_for_records(client, collector, self.collect_timeout, failed)
         dispatcher.runs.pop(run_id, None)
         try:
-            info = _on_loop(client, "coffea_sizing_end", 60, run_id=run_id) or {}
+            if not _connected(client):
+                raise ConnectionError("the client lost its Dask scheduler")
+            secret = collector.secret if collector is not None else ""
+            info = (
+                _on_loop(client, "coffea_sizing_end", 60, run_id=run_id, secret=secret)
+                or {}
+            )
         except BaseException as err:  # noqa: BLE001 - the run's outcome stands
             logger.warning("could not close coffea-sizing run %s: %r", run_id, err)
             info = {"end_error": repr(err)}

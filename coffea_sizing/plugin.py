@@ -5,29 +5,38 @@ task leaves its packed record in its own worker ``TaskState.metadata`` (under
 ``META_KEY``); the worker sends it to the scheduler in the same message as the
 task's ``nbytes``, and the plugin's ``transition`` hook, on ``processing ->
 memory``, joins the two with the worker's ``memory_limit`` and the attempts it
-counted, sends the joined item to the run's client at once (a Dask event on
-``TOPIC``, to that client only) and forgets it. A task that errs is sent the
+counted, sends the joined item to the run's client at once and forgets it. The
+item goes on the client's own stream as a message of op ``TOPIC``, which only code
+on the scheduler can send (not a Dask event: any client or task can publish
+those), and carries the run's secret. A task that errs is sent the
 same way with its exception text. What the plugin holds for a run is the tasks in
 flight (attempts, the worker running each, the workers lost under it), never the
 chunks done.
 
 The executor talks to the plugin through handlers the plugin registers on the
 scheduler (``coffea_sizing_begin``, ``coffea_sizing_end``, ``coffea_sizing_state``),
-called with ``client.sync(client.scheduler.<handler>, ...)``. Runs end when their
-executor says so or when their client leaves (``remove_client``). Unpacking and
+called with ``client.sync(client.scheduler.<handler>, ...)``. A shared scheduler
+has other users' clients on it, and run ids are public (they are in the task
+keys), so a run is opened with a secret its client makes (32 hex digits): ending
+a run or seeing it in ``state`` takes the secret, and nobody else's ``begin`` can
+take it over. What the plugin holds stays bounded: run ids and secrets of one
+form and size, at most ``MAX_RUNS_PER_CLIENT`` open runs per connected client,
+none for clients the scheduler does not know. Runs end when their executor says
+so or when their client leaves (``remove_client``). Unpacking and
 assembling the records is the client's (:mod:`coffea_sizing.executor`); the record
 format is :mod:`coffea_sizing.records`.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from distributed.diagnostics.plugin import SchedulerPlugin
-from distributed.metrics import time
 
 from ._version import __version__
 from .records import WIRE_LAYOUT
@@ -40,8 +49,12 @@ __all__ = ["SizingSchedulerPlugin", "scheduler_state"]
 
 logger = logging.getLogger(__name__)
 
-#: Topic of the events that carry joined records from the scheduler to a run's client.
+#: Op of the stream messages that carry joined records to a run's client.
 TOPIC = "coffea-sizing-records"
+#: Open runs a client may have at once (each executor call is one run).
+MAX_RUNS_PER_CLIENT = 64
+_RUN_ID = re.compile(r"[0-9a-f]{12}")
+_SECRET = re.compile(r"[0-9a-f]{32}")
 #: Key in a worker's ``TaskState.metadata`` under which a chunk task leaves its record.
 META_KEY = "coffea-sizing"
 #: Key prefix of chunk tasks: ``coffea-sizing-chunk-<run id>-<index>``.
@@ -113,12 +126,34 @@ def _worker_memory(ws: Any) -> tuple[str | None, int | None, int | None]:
     )
 
 
+def _only_queued(ws: Any, ts: Any) -> bool:
+    """Whether a task on a worker that was lost only waited in its queue.
+
+    The scheduler gives a worker a few more tasks than it has threads; it learns
+    which ones run from the worker's heartbeats (``WorkerState.executing``). A task
+    not among them, while unfinished tasks among them filled every thread, never
+    started. When unsure (a task that died before a heartbeat told of it), it
+    counts as started. Runs only when a worker is lost, never per task.
+    """
+    executing = getattr(ws, "executing", None) or {}
+    if ts is None or ts in executing:
+        return False
+    running = sum(
+        1
+        for other in executing
+        if getattr(other, "state", None) not in ("memory", "erred", "forgotten")
+    )
+    return running >= (getattr(ws, "nthreads", 0) or 1)
+
+
 @dataclass
 class _Run:
     """What the scheduler holds for one run: its client and its tasks in flight."""
 
     run_id: str
     client: str
+    #: the capability its client made: required to end it, sent with each item
+    secret: str = ""
     #: starts of each task not yet finished
     attempts: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     #: the WorkerState running each task now
@@ -204,6 +239,8 @@ class SizingSchedulerPlugin(SchedulerPlugin):
             address = getattr(ws, "address", None)
             if address not in self.scheduler.workers:
                 run.lost.setdefault(key, []).append(_worker_memory(ws))
+                if _only_queued(ws, self.scheduler.tasks.get(key)):
+                    run.attempts[key] = max(0, run.attempts[key] - 1)
 
     def _finished(self, run: _Run, key: str, kwargs: dict[str, Any]) -> None:
         metadata = kwargs.get("metadata")
@@ -222,7 +259,7 @@ class SizingSchedulerPlugin(SchedulerPlugin):
             key,
             {
                 "record": packed,
-                "task_nbytes": None if nbytes is None else int(nbytes),
+                "task_nbytes": nbytes if type(nbytes) is int else None,
                 "worker": worker,
                 "worker_memory_limit": limit,
                 "compute_start": cstart,
@@ -249,7 +286,7 @@ class SizingSchedulerPlugin(SchedulerPlugin):
 
     def _send(self, run: _Run, key: str, fields: dict[str, Any]) -> None:
         """Send a finished task's item to the run's client and forget the task."""
-        item = {"run": run.run_id, "key": key, **fields}
+        item = {"run": run.run_id, "secret": run.secret, "key": key, **fields}
         item["attempts"] = run.attempts.pop(key, 0)
         lost = run.lost.pop(key, None)
         if lost:
@@ -260,7 +297,7 @@ class SizingSchedulerPlugin(SchedulerPlugin):
             self.runs.pop(run.run_id, None)
             return
         try:
-            comm.send({"op": "event", "topic": TOPIC, "event": (time(), item)})
+            comm.send({"op": TOPIC, "item": item})
         except Exception:  # noqa: BLE001 - a closing comm: remove_client drops the run
             logger.debug("coffea-sizing could not send to %s", run.client)
             return
@@ -269,36 +306,99 @@ class SizingSchedulerPlugin(SchedulerPlugin):
     def remove_client(self, scheduler: Scheduler, client: str, **kwargs: Any) -> None:  # noqa: ARG002
         for run_id in [r for r, run in self.runs.items() if run.client == client]:
             del self.runs[run_id]
-        broker = getattr(scheduler, "_broker", None)
-        if broker is not None:
-            try:
-                broker.unsubscribe(TOPIC, client)
-            except Exception:  # noqa: BLE001  # pragma: no cover
-                logger.debug("could not unsubscribe %s", client)
 
     # ------------------------------------------------------------ handlers
-    def begin(self, run_id: str, client: str) -> dict[str, Any]:
-        """Open run ``run_id`` for ``client`` (idempotent); say who answers."""
-        if run_id not in self.runs:
-            self.runs[run_id] = _Run(run_id, client)
+    def begin(self, run_id: Any, client: Any, secret: Any) -> dict[str, Any]:
+        """Open run ``run_id`` for ``client`` with ``secret`` (idempotent for the
+        same three); say who answers.
+
+        Raises
+        ------
+        ValueError
+            A run id or secret of another form, a client this scheduler does not
+            know, a run id already open with another secret, or a client with
+            ``MAX_RUNS_PER_CLIENT`` runs open.
+        """
+        _check_form(run_id, secret)
+        run = self.runs.get(run_id)
+        if run is not None:
+            if not (hmac.compare_digest(run.secret, secret) and run.client == client):
+                raise ValueError(
+                    f"coffea-sizing run {run_id} is already open (by another client "
+                    "or with another secret); each run needs a new id"
+                )
+            return self._hello()
+        known = self.scheduler.clients if self.scheduler is not None else {}
+        if not isinstance(client, str) or client not in known:
+            raise ValueError(
+                f"coffea-sizing: no client {str(client)[:80]!r} is connected to this "
+                "scheduler; a run is opened by its own connected client"
+            )
+        n_open = sum(1 for r in self.runs.values() if r.client == client)
+        if n_open >= MAX_RUNS_PER_CLIENT:
+            raise ValueError(
+                f"coffea-sizing: client {client} already has {n_open} runs open on "
+                f"this scheduler (at most {MAX_RUNS_PER_CLIENT}); a run ends when its "
+                "executor call returns, so wait for running ones or end them"
+            )
+        self.runs[run_id] = _Run(run_id, client, secret)
+        return self._hello()
+
+    @staticmethod
+    def _hello() -> dict[str, Any]:
         return {"version": __version__, "layout": WIRE_LAYOUT}
 
-    def end(self, run_id: str) -> dict[str, Any]:
-        """Drop run ``run_id``: how much it held at most and how many items went out."""
-        run = self.runs.pop(run_id, None)
+    def end(self, run_id: Any, secret: Any) -> dict[str, Any]:
+        """Drop run ``run_id``: how much it held at most and how many items went out.
+
+        A run that is not open (ended, or dropped with its client) answers with
+        ``None`` s; an open run with another secret is refused (``PermissionError``).
+        """
+        _check_form(run_id, secret)
+        run = self.runs.get(run_id)
+        if run is not None and not hmac.compare_digest(run.secret, secret):
+            raise PermissionError(
+                f"coffea-sizing run {run_id} is open with another secret: only the "
+                "client that opened it can end it"
+            )
+        self.runs.pop(run_id, None)
         return {
             "open_runs": len(self.runs),
             "peak": run.peak if run else None,
             "sent": run.sent if run else None,
         }
 
-    def state(self) -> dict[str, Any]:
-        """What the plugin holds now: open runs and their tasks in flight."""
+    def state(self, secrets: Any = None) -> dict[str, Any]:
+        """What the plugin holds now: counts, and the ids of the open runs whose
+        secret is in ``secrets`` (the caller's own runs; nobody else's)."""
+        mine: list[str] = []
+        if isinstance(secrets, list | tuple) and secrets:
+            wanted = {s for s in secrets[:MAX_RUNS_PER_CLIENT] if isinstance(s, str)}
+            mine = sorted(r for r, run in self.runs.items() if run.secret in wanted)
         return {
             "registered": True,
-            "runs": sorted(self.runs),
+            "runs": mine,
+            "open_runs": len(self.runs),
             "held": sum(len(r.attempts) + len(r.lost) for r in self.runs.values()),
         }
+
+
+def _check_form(run_id: Any, secret: Any) -> None:
+    """Refuse run ids and secrets that are not 12 and 32 lowercase hex digits."""
+    if not (
+        isinstance(run_id, str) and len(run_id) == 12 and _RUN_ID.fullmatch(run_id)
+    ):
+        raise ValueError(
+            "coffea-sizing: a run id is 12 lowercase hex digits, got "
+            f"{type(run_id).__name__} of length {len(run_id) if isinstance(run_id, str) else '?'}"
+        )
+    if not (
+        isinstance(secret, str) and len(secret) == 32 and _SECRET.fullmatch(secret)
+    ):
+        raise ValueError(
+            "coffea-sizing: a run's secret is 32 lowercase hex digits "
+            "(secrets.token_hex(16))"
+        )
 
 
 def partial_handler(scheduler: Scheduler, method: str) -> Any:
@@ -308,7 +408,7 @@ def partial_handler(scheduler: Scheduler, method: str) -> Any:
         plugin = scheduler.plugins.get(SizingSchedulerPlugin.name)
         if not isinstance(plugin, SizingSchedulerPlugin):
             if method == "state":
-                return {"registered": False, "runs": [], "held": 0}
+                return {"registered": False, "runs": [], "open_runs": 0, "held": 0}
             raise RuntimeError(
                 "the coffea-sizing scheduler plugin is no longer registered on this "
                 "scheduler"
@@ -347,11 +447,13 @@ def _call(client: Client, handler: str, **kwargs: Any) -> Any:
 
 
 def scheduler_state(client: Client) -> dict[str, Any]:
-    """What the plugin holds now: ``registered``, open ``runs``, ``held`` tasks.
+    """What the plugin holds now: ``registered``, this client's open ``runs``,
+    ``held`` tasks.
 
-    ``held`` counts the in-flight tasks the plugin tracks for open runs; it is 0
-    between runs. Before the plugin was ever registered on this scheduler the
-    answer is ``{"registered": False, "runs": [], "held": 0}``.
+    ``runs`` lists the open runs of this client's executors (the plugin shows other
+    clients' runs to nobody); ``held`` counts the in-flight tasks the plugin tracks
+    for all open runs; it is 0 between runs. Before the plugin was ever registered
+    on this scheduler the answer is ``{"registered": False, "runs": [], "held": 0}``.
 
     Examples
     --------
@@ -362,7 +464,14 @@ def scheduler_state(client: Client) -> dict[str, Any]:
     ...         scheduler_state(client)
     {'registered': False, 'runs': [], 'held': 0}
     """
-    state = _call(client, "coffea_sizing_state")  # None: no such handler yet
+    # the executor's handler of this client's items knows its open runs' secrets
+    handler: Any = getattr(client, "_stream_handlers", {}).get(TOPIC)
+    secrets = list(handler.secrets()) if hasattr(handler, "secrets") else []
+    state = _call(client, "coffea_sizing_state", secrets=secrets)  # None: no handler
     if not state:
         return {"registered": False, "runs": [], "held": 0}
-    return {**state, "runs": list(state["runs"])}
+    return {
+        "registered": state["registered"],
+        "runs": list(state["runs"]),
+        "held": state["held"],
+    }

@@ -97,7 +97,9 @@ def save_records(
         decorated processor's output, a list of records or a chunk table. Merge
         records and ``"sizing_run"`` are kept when ``report`` has them.
     path : str or os.PathLike
-        The Parquet file to write (parent directories are created).
+        The Parquet file to write (parent directories are created). A path ending
+        in ``.csv`` is refused (``ValueError``) before anything is written: the
+        CSV goes next to the Parquet file.
     context : mapping, optional
         More of the run's context to keep (chunk size, threads per worker, ...);
         JSON-serialisable. Versions, datasets, workers and their memory limits are
@@ -126,6 +128,12 @@ def save_records(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if Path(path).suffix.lower() == ".csv":
+        raise ValueError(
+            f"{path}: save_records writes a Parquet file (and a CSV next to it); "
+            "give the path of the Parquet file, e.g. "
+            f"{Path(path).with_suffix('.parquet')}"
+        )
     chunks = [dict(r) for r in _records_from(report, REPORT_KEY)]
     merges: list[dict[str, Any]] = []
     run: Any = None
@@ -199,7 +207,8 @@ def load_records(path: str | os.PathLike[str]) -> dict[str, Any]:
     FileNotFoundError
         If there is no such file.
     RecordsFileError
-        If the file is not Parquet, or not written by :func:`save_records`.
+        If the file is not Parquet, not written by :func:`save_records`, or its
+        metadata is damaged (one line naming the file).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -220,14 +229,32 @@ def load_records(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{file}: a Parquet file without coffea-sizing metadata; save records "
             "with coffea_sizing.save_records or `coffea-sizing run`"
         )
-    meta = json.loads(raw)
-    if meta.get("format") != _FORMAT:
+    try:
+        meta = json.loads(raw)
+    except ValueError as err:
         raise RecordsFileError(
-            f"{file}: records format {meta.get('format')!r}, this coffea-sizing "
-            f"reads format {_FORMAT}"
+            f"{file}: its coffea-sizing metadata is not JSON ({err}); the file was "
+            "damaged or not written by save_records"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise RecordsFileError(
+            f"{file}: records format {found!r}, this coffea-sizing reads format "
+            f"{_FORMAT}"
         )
-    fields = list(meta["fields"])
-    json_fields = set(meta["json_fields"])
+    try:
+        return _read_table(table, meta)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise RecordsFileError(
+            f"{file}: its coffea-sizing metadata does not match its columns "
+            f"({type(err).__name__}: {str(err)[:200]}); the file was damaged or "
+            "edited after save_records wrote it"
+        ) from None
+
+
+def _read_table(table: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    fields = [str(name) for name in meta["fields"]]
+    json_fields = {str(name) for name in meta["json_fields"]}
     columns = {name: table.column(name).to_pylist() for name in fields}
     for name in json_fields:
         columns[name] = [None if v is None else json.loads(v) for v in columns[name]]
@@ -242,9 +269,12 @@ def load_records(path: str | os.PathLike[str]) -> dict[str, Any]:
         chunks.append(
             {name: columns[name][i] for name in fields if name not in missing}
         )
+    merges, run, context = meta["merges"], meta["run"], meta["context"]
+    if not isinstance(merges, list) or not isinstance(context, dict):
+        raise TypeError("merges must be a list and context a mapping")
     return {
         REPORT_KEY: chunks,
-        REPORT_MERGES_KEY: meta["merges"],
-        REPORT_RUN_KEY: meta["run"],
-        CONTEXT_KEY: meta["context"],
+        REPORT_MERGES_KEY: merges,
+        REPORT_RUN_KEY: run,
+        CONTEXT_KEY: context,
     }

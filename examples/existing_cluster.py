@@ -186,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         # 3. nothing left behind on the scheduler --------------------------------
         state = scheduler_state(client)
         print(
-            f"\nscheduler plugin registered: {state['registered']}; runs still "
-            f"open: {state['runs']}; tasks held: {state['held']}"
+            f"\nscheduler plugin registered: {state['registered']}; this client's runs "
+            f"still open: {state['runs']}; tasks held: {state['held']}"
         )
         print(
             f"The branch sweep on this cluster: coffea-sizing sweep --scheduler "

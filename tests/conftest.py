@@ -257,6 +257,55 @@ class FailAt(JetProcessor):
         return super().process(events)
 
 
+class Hog(JetProcessor):
+    """Allocates (and touches) ``nbytes`` on the chunk starting at ``victim``."""
+
+    def __init__(self, victim: int, nbytes: int) -> None:
+        super().__init__()
+        self.victim, self.nbytes = victim, nbytes
+
+    def process(self, events: Any) -> dict[str, object]:
+        if events.metadata["entrystart"] == self.victim:
+            import numpy as np
+
+            hog = np.ones(self.nbytes // 8)
+            time.sleep(10)  # the nanny kills the worker meanwhile
+            return {"hog": float(hog.sum())}
+        return super().process(events)
+
+
+class SlowJet(JetProcessor):
+    """Takes ``pause`` s per chunk, so the cluster can change during the run;
+    touches ``marker`` (a path) when a chunk starts, if given."""
+
+    def __init__(self, pause: float, marker: str | None = None) -> None:
+        super().__init__()
+        self.pause, self.marker = pause, marker
+
+    def process(self, events: Any) -> dict[str, object]:
+        if self.marker is not None:
+            Path(self.marker).touch()
+        time.sleep(self.pause)
+        return super().process(events)
+
+
+class DieOnceAfter(JetProcessor):
+    """Kills its worker process ``delay`` s into the chunk starting at ``victim``,
+    the first time (``marker`` remembers)."""
+
+    def __init__(self, marker: str, victim: int, delay: float) -> None:
+        super().__init__()
+        self.marker, self.victim, self.delay = marker, victim, delay
+
+    def process(self, events: Any) -> dict[str, object]:
+        start = events.metadata["entrystart"]
+        if start == self.victim and not Path(self.marker).exists():
+            Path(self.marker).write_text("died once\n")
+            time.sleep(self.delay)  # heartbeats tell the scheduler it runs
+            os._exit(13)
+        return super().process(events)
+
+
 @pytest.fixture
 def jet_processor() -> JetProcessor:
     return JetProcessor()
@@ -295,7 +344,13 @@ def expected_merges(n_chunks: int, treereduction: int) -> int:
     return total
 
 
-def check_invariants(report: dict[str, Any], *, compressed: bool = True) -> None:
+def check_invariants(
+    report: dict[str, Any], *, compressed: bool = True, retried: bool = False
+) -> None:
+    """One record per chunk, bytes and entries add up, every field sane.
+
+    ``retried``: chunks may have run more than once (workers lost or retired
+    mid-run), else each ran exactly once."""
     recs = report["sizing"]
     run_info = report["sizing_run"]
     assert run_info["chunks"] == len(recs)
@@ -313,7 +368,7 @@ def check_invariants(report: dict[str, Any], *, compressed: bool = True) -> None
         assert set(CHUNK_FIELDS) <= set(r), set(CHUNK_FIELDS) - set(r)
         assert r["task_nbytes"] is not None
         assert r["task_nbytes"] >= 0
-        assert r["attempts"] == 1
+        assert r["attempts"] >= 1 if retried else r["attempts"] == 1
         assert r["entries"] == r["entrystop"] - r["entrystart"]
         assert r["worker"].startswith("tcp://127.0.0.1:")
         assert r["output_pickled_bytes"] > 0
@@ -342,3 +397,65 @@ def check_invariants(report: dict[str, Any], *, compressed: bool = True) -> None
         assert m["nbytes"] >= 0
         assert m["inputs"] >= 1
         assert m["attempts"] == 1
+
+
+# ------------------------------------ `dask scheduler` / `dask worker` processes
+def dask_process(
+    args: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dask", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def deploy(
+    tmp: Path,
+    scheduler_env: dict[str, str] | None,
+    worker_envs: list[dict[str, str] | None],
+) -> tuple[str, list[subprocess.Popen[bytes]]]:
+    sched_file = tmp / "scheduler.json"
+    args = ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
+    procs = [
+        dask_process(
+            [*args, "--scheduler-file", str(sched_file)], tmp / "s.log", scheduler_env
+        )
+    ]
+    deadline = time.monotonic() + scaled(60)
+    while not sched_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not sched_file.exists():
+        stop_processes(procs)
+        raise AssertionError((tmp / "s.log").read_text())
+    address = json.loads(sched_file.read_text())["address"]
+    for i, env in enumerate(worker_envs):
+        procs.append(dask_worker(address, tmp / f"w{i}.log", env))
+    return address, procs
+
+
+def dask_worker(
+    address: str, log: Path, env: dict[str, str] | None
+) -> subprocess.Popen[bytes]:
+    args = [
+        "worker",
+        address,
+        "--nthreads",
+        "1",
+        "--no-dashboard",
+        "--host",
+        "127.0.0.1",
+    ]
+    return dask_process(args, log, env)
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in reversed(procs):
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            p.kill()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,34 +11,30 @@ import pytest
 
 from coffea_sizing.plugin import scheduler_state
 
-from conftest import CLEAN_STATE, check_invariants, run, scaled
+from conftest import (
+    CLEAN_STATE,
+    check_invariants,
+    dask_worker,
+    deploy,
+    run,
+    scaled,
+    stop_processes,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.executor]
-
-
-def _start(
-    args: list[str], log: Path, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "dask", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
 
 
 @pytest.fixture(scope="module")
 def remote_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from distributed import Client
 
-    address, procs = _deploy(tmp_path_factory.mktemp("deploy"), None, [None, None])
+    address, procs = deploy(tmp_path_factory.mktemp("deploy"), None, [None, None])
     try:
         with Client(address, timeout=scaled(30)) as client:
             client.wait_for_workers(2, timeout=scaled(60))
             yield client
     finally:
-        _stop(procs)
+        stop_processes(procs)
 
 
 def test_separate_processes(
@@ -80,61 +73,12 @@ def blocked_env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(block)}
 
 
-def _deploy(
-    tmp: Path,
-    scheduler_env: dict[str, str] | None,
-    worker_envs: list[dict[str, str] | None],
-) -> tuple[str, list[subprocess.Popen[bytes]]]:
-    sched_file = tmp / "scheduler.json"
-    args = ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
-    procs = [
-        _start(
-            [*args, "--scheduler-file", str(sched_file)], tmp / "s.log", scheduler_env
-        )
-    ]
-    deadline = time.monotonic() + scaled(60)
-    while not sched_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if not sched_file.exists():
-        _stop(procs)
-        raise AssertionError((tmp / "s.log").read_text())
-    address = json.loads(sched_file.read_text())["address"]
-    for i, env in enumerate(worker_envs):
-        procs.append(_worker(address, tmp / f"w{i}.log", env))
-    return address, procs
-
-
-def _worker(
-    address: str, log: Path, env: dict[str, str] | None
-) -> subprocess.Popen[bytes]:
-    args = [
-        "worker",
-        address,
-        "--nthreads",
-        "1",
-        "--no-dashboard",
-        "--host",
-        "127.0.0.1",
-    ]
-    return _start(args, log, env)
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in reversed(procs):
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            p.kill()
-
-
 def test_workers_without_coffea_sizing_are_named_and_live_on(
     tmp_path: Path, blocked_env: dict[str, str], ttbar_file: str
 ) -> None:
     from distributed import Client
 
-    address, procs = _deploy(tmp_path, None, [blocked_env, blocked_env])
+    address, procs = deploy(tmp_path, None, [blocked_env, blocked_env])
     try:
         with Client(address, timeout=scaled(30)) as client:
             client.wait_for_workers(2, timeout=scaled(60))
@@ -151,7 +95,7 @@ def test_workers_without_coffea_sizing_are_named_and_live_on(
             assert len(client.scheduler_info()["workers"]) == 2  # both alive
             assert scheduler_state(client)["runs"] == []
     finally:
-        _stop(procs)
+        stop_processes(procs)
 
 
 def test_a_late_worker_without_coffea_sizing_fails_clearly_and_lives_on(
@@ -163,7 +107,7 @@ def test_a_late_worker_without_coffea_sizing_fails_clearly_and_lives_on(
 
     from conftest import FailAt
 
-    address, procs = _deploy(tmp_path, None, [None])
+    address, procs = deploy(tmp_path, None, [None])
     try:
         with Client(address, timeout=scaled(30)) as client:
             client.wait_for_workers(1, timeout=scaled(60))
@@ -171,7 +115,7 @@ def test_a_late_worker_without_coffea_sizing_fails_clearly_and_lives_on(
             def join_late() -> None:
                 while not scheduler_state(client)["runs"]:
                     time.sleep(0.05)
-                procs.append(_worker(address, tmp_path / "late.log", blocked_env))
+                procs.append(dask_worker(address, tmp_path / "late.log", blocked_env))
 
             thread = threading.Thread(target=join_late, daemon=True)
             thread.start()
@@ -192,7 +136,7 @@ def test_a_late_worker_without_coffea_sizing_fails_clearly_and_lives_on(
             time.sleep(1)
             assert len(client.scheduler_info()["workers"]) == 2  # the late one lives
     finally:
-        _stop(procs)
+        stop_processes(procs)
 
 
 def test_a_scheduler_without_coffea_sizing_is_named(
@@ -200,7 +144,7 @@ def test_a_scheduler_without_coffea_sizing_is_named(
 ) -> None:
     from distributed import Client
 
-    address, procs = _deploy(tmp_path, blocked_env, [None])
+    address, procs = deploy(tmp_path, blocked_env, [None])
     try:
         with Client(address, timeout=scaled(30)) as client:
             client.wait_for_workers(1, timeout=scaled(60))
@@ -211,4 +155,4 @@ def test_a_scheduler_without_coffea_sizing_is_named(
             ):
                 run(client, {"ttbar": [ttbar_file]}, chunksize=50)
     finally:
-        _stop(procs)
+        stop_processes(procs)

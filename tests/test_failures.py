@@ -22,7 +22,7 @@ from coffea.nanoevents import NanoAODSchema
 from coffea_sizing import SizingDaskExecutor, SizingWarning, chunk_table
 from coffea_sizing.plugin import scheduler_state
 
-from conftest import CLEAN_STATE, FailAt, JetProcessor, check_invariants, run
+from conftest import CLEAN_STATE, FailAt, Hog, check_invariants, run
 
 pytestmark = pytest.mark.executor
 
@@ -32,23 +32,6 @@ try:
     _RICH_PROGRESS = True
 except ImportError:  # older coffea
     _RICH_PROGRESS = False
-
-
-class Hog(JetProcessor):
-    """Allocates (and touches) ``nbytes`` on the chunk starting at ``victim``."""
-
-    def __init__(self, victim: int, nbytes: int) -> None:
-        super().__init__()
-        self.victim, self.nbytes = victim, nbytes
-
-    def process(self, events: Any) -> dict[str, object]:
-        if events.metadata["entrystart"] == self.victim:
-            import numpy as np
-
-            hog = np.ones(self.nbytes // 8)
-            time.sleep(10)  # the nanny kills the worker meanwhile
-            return {"hog": float(hog.sum())}
-        return super().process(events)
 
 
 def _wait_idle(client: Any, timeout: float = 30) -> None:
@@ -241,6 +224,8 @@ def test_plugin_unregistered_mid_run_keeps_the_output(
         assert out["nevents"] == expected == 20_000
         assert report["entries"] == 20_000
         assert len(report["sizing"]) == 20
+        # collect_timeout is honoured: the client waited 1 s for the records
+        assert report["sizing_run"]["collect_seconds"] >= 1
         # the next run registers the plugin again and is whole
         _, again = run(own, {"gen": [generated_file]}, chunksize=2_000)
         check_invariants(again)

@@ -13,6 +13,7 @@ from coffea_sizing.plugin import (
     META_KEY,
     TOPIC,
     SizingSchedulerPlugin,
+    _Run,
     _run_of,
     chunk_key,
     merge_key,
@@ -61,14 +62,25 @@ def _until(condition: Any, timeout: float = scaled(30)) -> None:
         time.sleep(0.01)
 
 
+SECRET = "5ec2e7" * 5 + "00"
+
+
 def _open(client: Any, run_id: str) -> list[Any]:
+    """Open a run; the items the plugin sends to this client for it."""
     got: list[Any] = []
-    client.subscribe_topic(TOPIC, got.append)
+    client._stream_handlers[TOPIC] = lambda item, **_: got.append(item)
     answer = client.sync(
-        client.scheduler.coffea_sizing_begin, run_id=run_id, client=client.id
+        client.scheduler.coffea_sizing_begin,
+        run_id=run_id,
+        client=client.id,
+        secret=SECRET,
     )
     assert answer["layout"] > 0
     return got
+
+
+def _end(client: Any, run_id: str) -> Any:
+    return client.sync(client.scheduler.coffea_sizing_end, run_id=run_id, secret=SECRET)
 
 
 def test_records_stream_as_tasks_finish_and_nothing_stays(
@@ -83,12 +95,13 @@ def test_records_stream_as_tasks_finish_and_nothing_stays(
     futures = client.map(_leave_record, range(30), key=keys)
     client.gather(futures)
     _until(lambda: len(got) == 30)
-    items = {item["key"]: item for _, item in got}
+    items = {item["key"]: item for item in got}
     assert set(items) == set(keys)
     workers = set(scheduler.workers)
     for i, key in enumerate(keys):
         item = items[key]
         assert item["run"] == run_id
+        assert item["secret"] == SECRET
         assert unpack_record(item["record"]) == {"bytesread": i}
         assert item["task_nbytes"] > 0
         assert item["worker"] in workers
@@ -99,7 +112,7 @@ def test_records_stream_as_tasks_finish_and_nothing_stays(
         assert META_KEY not in (scheduler.tasks[key].metadata or {})
     # what the plugin held was the tasks in flight, never the 30 done
     assert plugin.state()["held"] == 0
-    info = client.sync(client.scheduler.coffea_sizing_end, run_id=run_id)
+    info = _end(client, run_id)
     assert info["open_runs"] == 0
     assert info["sent"] == 30
     assert 1 <= info["peak"] <= 6  # 2 threads (and a task queued for each)
@@ -115,12 +128,12 @@ def test_an_erred_task_is_sent_with_its_exception(inproc: tuple[Any, Any]) -> No
     with pytest.raises(ZeroDivisionError):
         future.result()
     _until(lambda: bool(got))
-    (_, item), *_ = got
+    item, *_ = got
     assert item["key"] == chunk_key(run_id, 0)
     assert "bad chunk 7" in item["error"]
     assert item["attempts"] == 2  # the retry counted
     assert item["worker"] in cluster.scheduler.workers
-    client.sync(client.scheduler.coffea_sizing_end, run_id=run_id)
+    _end(client, run_id)
     del future
 
 
@@ -131,32 +144,72 @@ def test_runs_of_a_client_that_leaves_are_dropped(inproc: tuple[Any, Any]) -> No
     plugin = cluster.scheduler.plugins[SizingSchedulerPlugin.name]
     with Client(cluster) as other:
         other.sync(
-            other.scheduler.coffea_sizing_begin, run_id="aaaaaaaaaaaa", client=other.id
+            other.scheduler.coffea_sizing_begin,
+            run_id="aaaaaaaaaaaa",
+            client=other.id,
+            secret=SECRET,
         )
         client.sync(
             client.scheduler.coffea_sizing_begin,
             run_id="bbbbbbbbbbbb",
             client=client.id,
+            secret=SECRET,
         )
         assert {"aaaaaaaaaaaa", "bbbbbbbbbbbb"} <= set(plugin.runs)
     # ``other`` left without ending its run
     _until(lambda: "aaaaaaaaaaaa" not in plugin.runs)
     assert "bbbbbbbbbbbb" in plugin.runs
-    client.sync(client.scheduler.coffea_sizing_end, run_id="bbbbbbbbbbbb")
+    _end(client, "bbbbbbbbbbbb")
     assert plugin.runs == {}
 
 
 def test_a_run_whose_client_is_gone_is_dropped_at_its_first_item(
     inproc: tuple[Any, Any],
 ) -> None:
+    from distributed import Client
+
     cluster, client = inproc
     plugin = cluster.scheduler.plugins[SizingSchedulerPlugin.name]
     run_id = "cccccccccccc"
-    client.sync(
-        client.scheduler.coffea_sizing_begin, run_id=run_id, client="never-connected"
-    )
+    with pytest.raises(ValueError, match="no client 'never-connected'"):
+        client.sync(
+            client.scheduler.coffea_sizing_begin,
+            run_id=run_id,
+            client="never-connected",
+            secret=SECRET,
+        )
+    assert run_id not in plugin.runs
+    with Client(cluster) as other:
+        other.sync(
+            other.scheduler.coffea_sizing_begin,
+            run_id=run_id,
+            client=other.id,
+            secret=SECRET,
+        )
+        gone = other.id
+    plugin.runs[run_id] = _Run(run_id, gone, SECRET)  # as if begun as it left
     assert client.submit(_leave_record, 1, key=chunk_key(run_id, 0)).result() == 1
     _until(lambda: run_id not in plugin.runs)
+
+
+def test_state_shows_only_counts_without_the_secret(inproc: tuple[Any, Any]) -> None:
+    cluster, client = inproc
+    run_id = "eeeeeeeeeeee"
+    _open(client, run_id)
+    try:
+        blind = client.sync(client.scheduler.coffea_sizing_state)
+        assert blind["runs"] == []
+        assert blind["open_runs"] == 1
+        assert run_id not in repr(blind)
+        seen = client.sync(client.scheduler.coffea_sizing_state, secrets=[SECRET])
+        assert seen["runs"] == [run_id]
+        with pytest.raises(PermissionError, match="another secret"):
+            client.sync(
+                client.scheduler.coffea_sizing_end, run_id=run_id, secret="1" * 32
+            )
+        assert run_id in cluster.scheduler.plugins[SizingSchedulerPlugin.name].runs
+    finally:
+        _end(client, run_id)
 
 
 def test_handlers_after_the_plugin_is_unregistered() -> None:
@@ -171,7 +224,7 @@ def test_handlers_after_the_plugin_is_unregistered() -> None:
         state = client.sync(client.scheduler.coffea_sizing_state)
         assert state["registered"] is False
         with pytest.raises(RuntimeError, match="no longer registered"):
-            client.sync(client.scheduler.coffea_sizing_end, run_id="dddddddddddd")
+            _end(client, "dddddddddddd")
 
 
 def test_run_of_parses_only_our_keys() -> None:
