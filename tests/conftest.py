@@ -37,6 +37,11 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / TTBAR
 TIMEOUT_FACTOR = float(os.environ.get("COFFEA_SIZING_TEST_TIMEOUT_FACTOR", "3"))
 
 
+#: A number written in scientific notation, as a whole token (not the "0e-0" inside
+#: a chunk key such as ``coffea-sizing-chunk-86cb4663920e-0``).
+SCIENTIFIC = re.compile(r"(?<![\w.-])[+-]?\d+(?:\.\d+)?e[+-]?\d+(?![\w.-])")
+
+
 def scaled(seconds: float) -> float:
     """A wait (a subprocess, a thread join) scaled by ``TIMEOUT_FACTOR``."""
     return seconds * TIMEOUT_FACTOR

@@ -33,7 +33,7 @@ from coffea_sizing.advise import AdviceError
 from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
 from coffea_sizing.findings import format_bytes
 
-from conftest import JetProcessor, layout_in_chromium, needs_chromium
+from conftest import SCIENTIFIC, JetProcessor, layout_in_chromium, needs_chromium
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -439,7 +439,7 @@ def test_advice_report_fits_a_1400_px_window(
     assert opened["scrollWidth"] <= 1400, opened
 
     text = page.read_text(encoding="utf-8")
-    assert not re.search(r"\de[+-]\d", text.split("data:image/png")[0])
+    assert not SCIENTIFIC.findall(text.split("data:image/png")[0])
     model = re.search(r'<section id="model">(.*?)</section>', text, re.DOTALL)
     assert model
     # the fixed cost of a chunk in bytes and in seconds, each in its unit

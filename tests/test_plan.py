@@ -12,7 +12,6 @@ or 15 MB, whichever is larger, for a processor whose memory grows with the chunk
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from coffea_sizing import SizingDaskExecutor, advise, chunk_table, load_records
 from coffea_sizing.datasets import make_nanoaod
 from coffea_sizing.plan import PlanError, sample_work
 
-from conftest import CHROMIUM, layout_in_chromium
+from conftest import CHROMIUM, SCIENTIFIC, layout_in_chromium
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -180,7 +179,7 @@ def test_plan_report_shows_planned_and_measured(
     assert list(ratios["chunks"]) == [1.0, 1.0, 1.0]  # tt, dy, total: exact
     assert (ratios["bytesread"] == 1.0).all()
     assert len(values) == 6  # planned and measured per dataset and in total
-    assert not re.search(r"\de[+-]\d", page.split("data:image/png")[0])
+    assert not SCIENTIFIC.findall(page.split("data:image/png")[0])
     if CHROMIUM.exists():  # in real headless Chromium: no sideways scrolling
         page_path = tmp_path / "after" / "plan.html"
         for opened in (False, True):
