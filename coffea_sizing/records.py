@@ -40,6 +40,7 @@ __all__ = [
     "IDENTITY_FIELDS",
     "MERGE_FIELDS",
     "OUTPUT_KEY",
+    "PHASE_FIELDS",
     "REPORT_KEY",
     "REPORT_MERGES_KEY",
     "REPORT_RUN_KEY",
@@ -54,6 +55,7 @@ __all__ = [
     "fields_markdown",
     "merge_table",
     "pack_record",
+    "phase_gap",
     "plain_value",
     "unpack_record",
 ]
@@ -92,10 +94,13 @@ CHUNK_FIELDS: tuple[str, ...] = (
     # input
     "bytesread",
     "columns",
-    # time
+    # time: the task's phases add up to walltime (see phase_gap)
     "processtime",
     "walltime",
     "cputime",
+    "opentime",
+    "buildtime",
+    "outputtime",
     # output
     "output_pickled_bytes",
     "output_compressed_bytes",
@@ -164,9 +169,26 @@ FIELD_DOCS: dict[str, str] = {
         "(every chunk re-opens its file)"
     ),
     "columns": "branches (fields) the chunk materialised",
-    "processtime": "coffea's time of `process()` (seconds)",
-    "walltime": "the whole task: open, build and process (seconds)",
-    "cputime": "CPU time of the task's thread (seconds)",
+    "processtime": "coffea's time of `process()` (seconds; a phase of `walltime`)",
+    "walltime": (
+        "the whole task, the measuring included (seconds): `opentime + buildtime + "
+        "processtime + outputtime + sizing_overhead` plus what no phase names "
+        "(unpickling the processor, coffea's bookkeeping, closing the file), which "
+        "is at most 25 ms + 5% of `walltime` (`phase_gap`)"
+    ),
+    "cputime": "CPU time of the task's thread in coffea's work function (seconds)",
+    "opentime": (
+        "opening the file and reading the tree's metadata, timed around "
+        "`uproot.open` and the tree's lookup in coffea's work function (seconds)"
+    ),
+    "buildtime": (
+        "building NanoEvents: `NanoEventsFactory.from_root` (the schema, the form) "
+        "and `events()`, timed there (seconds)"
+    ),
+    "outputtime": (
+        "pickling and lz4-compressing the output in the task (seconds; 0 with "
+        "`compression=None`: Dask pickles it after the task)"
+    ),
     "output_pickled_bytes": "`len(pickle.dumps(output))` of the processor's output alone",
     "output_compressed_bytes": (
         'the lz4-compressed `{"out", "metrics", "processed"}` payload the task '
@@ -195,8 +217,9 @@ FIELD_DOCS: dict[str, str] = {
     "compute_start": "start of the task's compute window on the worker (scheduler clock)",
     "compute_stop": "end of the task's compute window on the worker (scheduler clock)",
     "sizing_overhead": (
-        "seconds the executor's measuring took in the task: its probe around "
-        "coffea's work function, building the record, counting the pickled output"
+        "seconds the executor's measuring took in the task: timing coffea's work "
+        "function, its probe around it, building the record, counting the pickled "
+        "output (a part of `walltime`, so never more)"
     ),
     "bytesread_open": (
         "bytes already requested when `process()` starts: opening the file and "
@@ -222,6 +245,51 @@ FIELD_DOCS: dict[str, str] = {
     "inputs": "how many outputs the reduction merged",
     "nbytes": "the scheduler's `TaskState.nbytes` of the merged output",
 }
+
+
+#: The phases of a chunk task of ``SizingDaskExecutor``, each timed where it
+#: happens; with what no phase names they make up ``walltime`` (:func:`phase_gap`).
+PHASE_FIELDS: tuple[str, ...] = (
+    "opentime",
+    "buildtime",
+    "processtime",
+    "outputtime",
+    "sizing_overhead",
+)
+#: What no phase names may take at most: this many seconds ...
+PHASE_GAP_SECONDS = 0.025
+#: ... plus this fraction of ``walltime``.
+PHASE_GAP_FRACTION = 0.05
+
+
+def phase_gap(record: Mapping[str, Any]) -> float | None:
+    """``walltime`` minus the sum of the phases: the time no phase names.
+
+    It is unpickling the processor (coffea does it for every chunk), coffea's
+    bookkeeping around ``process()``, closing the file and the few statements
+    between the clocks. The rule: ``0 <= gap <= PHASE_GAP_SECONDS +
+    PHASE_GAP_FRACTION * walltime`` (``processtime`` is coffea's ``time.time()``
+    difference, the others ``perf_counter``'s: the gap may dip a microsecond below
+    0). ``None`` when a phase or ``walltime`` is missing (a skipped chunk, records
+    of ``@track_sizes`` under another executor).
+
+    Examples
+    --------
+    >>> from coffea_sizing.records import phase_gap
+    >>> round(phase_gap({"walltime": 1.0, "opentime": 0.1, "buildtime": 0.2,
+    ...                  "processtime": 0.6, "outputtime": 0.05,
+    ...                  "sizing_overhead": 0.001}), 3)
+    0.049
+    >>> phase_gap({"walltime": 1.0}) is None
+    True
+    """
+    values: list[float] = []
+    for name in ("walltime", *PHASE_FIELDS):
+        value = record.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        values.append(float(value))
+    return values[0] - sum(values[1:])
 
 
 def fields_markdown(fields: Iterable[str]) -> str:
@@ -487,6 +555,9 @@ _INT_FIELDS = frozenset(
 )
 _FLOAT_FIELDS = frozenset(
     {
+        "opentime",
+        "buildtime",
+        "outputtime",
         "processtime",
         "walltime",
         "cputime",

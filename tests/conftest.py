@@ -21,6 +21,12 @@ from coffea import processor
 from coffea.nanoevents import NanoAODSchema
 
 from coffea_sizing import CHUNK_FIELDS, MERGE_FIELDS, SizingDaskExecutor
+from coffea_sizing.records import (
+    PHASE_FIELDS,
+    PHASE_GAP_FRACTION,
+    PHASE_GAP_SECONDS,
+    phase_gap,
+)
 
 mpl.use("Agg")
 
@@ -155,6 +161,22 @@ class FailAt(JetProcessor):
         return super().process(events)
 
 
+class SlowBigOutput(JetProcessor):
+    """Sleeps ``pause`` s in ``process()`` and returns ``nbytes`` of random bytes
+    besides the jets: a phase of known length and an output that takes time to
+    count and compress."""
+
+    def __init__(self, pause: float, nbytes: int) -> None:
+        super().__init__()
+        self.pause, self.nbytes = pause, nbytes
+
+    def process(self, events: Any) -> dict[str, object]:
+        time.sleep(self.pause)
+        out = super().process(events)
+        out["blob"] = os.urandom(self.nbytes)
+        return out
+
+
 @pytest.fixture
 def jet_processor() -> JetProcessor:
     return JetProcessor()
@@ -219,7 +241,7 @@ def check_invariants(report: dict[str, Any], *, compressed: bool = True) -> None
         assert r["mem_usage_bytes"] >= 0
         assert r["mem_shared"] is False  # one thread per worker
         assert r["compute_stop"] >= r["compute_start"]
-        assert r["sizing_overhead"] < r["walltime"]
+        check_phases(r)
         assert {"Jet_pt", "nJet"} <= set(r["columns"])
         if compressed:
             # the scheduler's nbytes of a chunk task is the compressed payload
@@ -232,3 +254,19 @@ def check_invariants(report: dict[str, Any], *, compressed: bool = True) -> None
         assert m["nbytes"] >= 0
         assert m["inputs"] >= 1
         assert m["attempts"] == 1
+
+
+def check_phases(r: dict[str, Any]) -> None:
+    """The phases of a chunk task add up to its walltime (records.phase_gap's rule)."""
+    for name in PHASE_FIELDS:
+        assert r[name] >= 0, (name, r[name])
+    assert r["opentime"] > 0
+    assert r["buildtime"] > 0
+    assert 0 < r["sizing_overhead"] <= r["walltime"]
+    gap = phase_gap(r)
+    assert gap is not None
+    # processtime is coffea's time.time() difference, the rest perf_counter's
+    assert -1e-3 <= gap <= PHASE_GAP_SECONDS + PHASE_GAP_FRACTION * r["walltime"], (
+        {name: r[name] for name in ("walltime", *PHASE_FIELDS)},
+        gap,
+    )

@@ -1,0 +1,163 @@
+"""Where a chunk's time goes: coffea's work function timed from inside the task.
+
+Covers the phases of a chunk task of :class:`~coffea_sizing.SizingDaskExecutor`
+that happen inside coffea's ``Runner._work_function``: opening the file and reading
+the tree's metadata (``opentime``) and building NanoEvents (``buildtime``). The
+task runs a copy of that function whose globals name two timing stand-ins
+(``uproot`` with a timed ``open``, ``NanoEventsFactory`` with timed ``from_root``
+and ``from_parquet``); coffea's module, and any other code in the worker, keep the
+real ones. Each stand-in adds its seconds to the chunk's
+:class:`~coffea_sizing.probe.ChunkContext` (a few ``perf_counter`` calls; no read of
+its own: the tree's metadata is read once, by the stand-in, into the file's object
+cache, where ``from_root`` finds it).
+
+Not here: ``processtime`` is coffea's; ``outputtime``, ``walltime`` and
+``sizing_overhead`` are timed by the chunk task (:mod:`coffea_sizing.executor`);
+the rule by which the phases add up to ``walltime`` is
+:func:`coffea_sizing.records.phase_gap`.
+"""
+
+from __future__ import annotations
+
+import time
+import types
+from functools import partial
+from typing import Any
+
+from .probe import ChunkContext, active_chunk
+
+__all__ = ["timed_work_function"]
+
+_perf = time.perf_counter
+
+
+def timed_work_function(function: Any) -> Any:
+    """``function`` with coffea's ``_work_function`` inside it replaced by a timed copy.
+
+    ``Runner`` hands the executor ``partial(automatic_retries, retries, skipbadfiles,
+    partial(_work_function, ...))``; the partials are rebuilt around the copy. A
+    function of another shape is returned as it is (no phases are then measured).
+
+    Examples
+    --------
+    >>> from coffea_sizing.phases import timed_work_function
+    >>> timed_work_function(len) is len
+    True
+    """
+    return _rebuild(function, 0)
+
+
+def _rebuild(fn: Any, depth: int) -> Any:
+    if not isinstance(fn, partial) or depth > 8:
+        return fn
+    func = fn.func
+    if getattr(func, "__name__", "") == "_work_function" and isinstance(
+        func, types.FunctionType
+    ):
+        copy = _timed_copy(func)
+        return fn if copy is None else partial(copy, *fn.args, **fn.keywords)
+    args = [_rebuild(a, depth + 1) for a in fn.args]
+    return partial(_rebuild(func, depth + 1), *args, **fn.keywords)
+
+
+#: The timed copy of each coffea ``_work_function`` seen in this process.
+_COPIES: dict[Any, types.FunctionType | None] = {}
+
+
+def _timed_copy(func: types.FunctionType) -> types.FunctionType | None:
+    if func in _COPIES:
+        return _COPIES[func]
+    scope = dict(func.__globals__)
+    if "uproot" not in scope or "NanoEventsFactory" not in scope:
+        _COPIES[func] = None  # a coffea that opens files some other way
+        return None
+    scope["uproot"] = _TimedUproot(scope["uproot"])
+    scope["NanoEventsFactory"] = _TimedFactory(scope["NanoEventsFactory"])
+    copy = types.FunctionType(
+        func.__code__, scope, func.__name__, func.__defaults__, func.__closure__
+    )
+    copy.__kwdefaults__ = func.__kwdefaults__
+    copy.__qualname__ = func.__qualname__
+    _COPIES[func] = copy
+    return copy
+
+
+class _TimedUproot:
+    """``uproot`` as coffea's work function sees it: ``open`` is timed."""
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        chunk = active_chunk()
+        t0 = _perf()
+        file = self._module.open(*args, **kwargs)
+        if chunk is not None:
+            chunk.opentime += _perf() - t0
+            chunk.file = file
+        return file
+
+
+class _TimedFactory:
+    """``NanoEventsFactory`` as coffea's work function sees it.
+
+    ``from_root`` reads the tree's metadata first (``opentime``: it lands in the
+    file's object cache, where ``from_root`` finds it), then builds the factory
+    (``buildtime``); ``events()`` of the factory is timed as building too.
+    """
+
+    def __init__(self, cls: Any) -> None:
+        self._cls = cls
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cls, name)
+
+    def from_root(self, *args: Any, **kwargs: Any) -> Any:
+        chunk = active_chunk()
+        if chunk is None:
+            return self._cls.from_root(*args, **kwargs)
+        t0 = _perf()
+        file = kwargs.get("file", args[0] if args else None)
+        treepath = kwargs.get("treepath")
+        cache = getattr(getattr(file, "file", None), "object_cache", None)
+        if isinstance(treepath, str) and cache is not None:
+            file[treepath]  # type: ignore[index]
+        t1 = _perf()
+        chunk.opentime += t1 - t0
+        try:
+            factory = self._cls.from_root(*args, **kwargs)
+        finally:
+            chunk.buildtime += _perf() - t1
+        return _TimedEvents(factory, chunk)
+
+    def from_parquet(self, *args: Any, **kwargs: Any) -> Any:
+        chunk = active_chunk()
+        if chunk is None:
+            return self._cls.from_parquet(*args, **kwargs)
+        t0 = _perf()
+        try:
+            factory = self._cls.from_parquet(*args, **kwargs)
+        finally:
+            chunk.buildtime += _perf() - t0
+        return _TimedEvents(factory, chunk)
+
+
+class _TimedEvents:
+    """A NanoEvents factory whose ``events()`` counts as building."""
+
+    def __init__(self, factory: Any, chunk: ChunkContext) -> None:
+        self._factory = factory
+        self._chunk = chunk
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._factory, name)
+
+    def events(self, *args: Any, **kwargs: Any) -> Any:
+        t0 = _perf()
+        try:
+            return self._factory.events(*args, **kwargs)
+        finally:
+            self._chunk.buildtime += _perf() - t0
