@@ -30,7 +30,7 @@ from coffea.processor.executor import _compress, _decompress, _reduce
 
 from ._version import __version__
 from .findings import format_bytes, plural
-from .phases import timed_work_function
+from .phases import protocol, timed_work_function
 from .plugin import (
     MERGE_PREFIX,
     META_KEY,
@@ -198,9 +198,14 @@ class _SizingTask:
             mem_usage_bytes=probe.mem_usage_bytes,
             mem_shared=probe.mem_shared,
         )
+        record["protocol"] = protocol(getattr(workitem, "filename", ""))
         if function is not self.function:
             record["opentime"] = context.opentime
             record["buildtime"] = context.buildtime
+            source = getattr(getattr(context.file, "file", None), "source", None)
+            if source is not None:
+                record["read_requests"] = source.num_requests
+                record["readtime"] = context.readtime
         # fields measured inside process() by @track_sizes (decorator.py)
         record.update(context.fields)
         if out is None:  # skipbadfiles swallowed an error for this chunk

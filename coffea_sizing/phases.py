@@ -23,10 +23,11 @@ import time
 import types
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 from .probe import ChunkContext, active_chunk
 
-__all__ = ["timed_work_function"]
+__all__ = ["protocol", "timed_work_function"]
 
 _perf = time.perf_counter
 
@@ -45,6 +46,21 @@ def timed_work_function(function: Any) -> Any:
     True
     """
     return _rebuild(function, 0)
+
+
+def protocol(filename: str) -> str:
+    """How a file is read, from its name: ``file``, ``root``, ``https``, ...
+
+    Examples
+    --------
+    >>> from coffea_sizing.phases import protocol
+    >>> protocol("root://eospublic.cern.ch//eos/f.root"), protocol("/data/f.root")
+    ('root', 'file')
+    >>> protocol("C:\\data\\f.root"), protocol("HTTPS://host/f.root")
+    ('file', 'https')
+    """
+    scheme = urlsplit(str(filename)).scheme.lower()
+    return scheme if len(scheme) > 1 else "file"  # "c:" is a Windows drive
 
 
 def _rebuild(fn: Any, depth: int) -> Any:
@@ -98,7 +114,70 @@ class _TimedUproot:
         if chunk is not None:
             chunk.opentime += _perf() - t0
             chunk.file = file
+            _watch_reads(file, chunk)
         return file
+
+
+def _watch_reads(file: Any, chunk: ChunkContext) -> None:
+    """Time the reads of ``file``'s source from now on (``chunk.readtime``).
+
+    Counted: every ``source.chunk(start, stop)`` call whole (uproot reads the tree's
+    metadata and RNTuple pages that way, blocking), every ``source.chunks(ranges,
+    notifications)`` call (it only sends the requests) and then every wait in that
+    call's ``notifications.get()``, where uproot's reading thread blocks until the
+    next range has arrived. Not counted: the reads inside ``uproot.open`` (the
+    file's header and root directory, before the source can be wrapped: they are
+    in ``opentime``). With uproot's default (trivial) executors the reading thread
+    decompresses between the waits, so the waits are time blocked on the source;
+    with a thread pool as ``decompression_executor`` they include waiting for it.
+    Only this source is wrapped (attributes of the instance), for this chunk.
+    """
+    source: Any = getattr(getattr(file, "file", None), "source", None)
+    real_chunk = getattr(source, "chunk", None)
+    real_chunks = getattr(source, "chunks", None)
+    if real_chunk is None or real_chunks is None:
+        return
+
+    def chunk_timed(start: int, stop: int) -> Any:
+        t0 = _perf()
+        try:
+            return real_chunk(start, stop)
+        finally:
+            chunk.readtime += _perf() - t0
+
+    def chunks_timed(ranges: Any, notifications: Any) -> Any:
+        t0 = _perf()
+        try:
+            return real_chunks(ranges, notifications)
+        finally:
+            chunk.readtime += _perf() - t0
+            _watch_queue(notifications, chunk)
+
+    try:
+        source.chunk = chunk_timed
+        source.chunks = chunks_timed
+    except AttributeError:  # pragma: no cover - a source with __slots__
+        return
+
+
+def _watch_queue(notifications: Any, chunk: ChunkContext) -> None:
+    """Time every ``get()`` of a ``queue.Queue`` uproot waits on (once per queue)."""
+    real_get = getattr(notifications, "get", None)
+    if real_get is None or getattr(real_get, "_coffea_sizing_timed", False):
+        return
+
+    def get_timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = _perf()
+        try:
+            return real_get(*args, **kwargs)
+        finally:
+            chunk.readtime += _perf() - t0
+
+    get_timed._coffea_sizing_timed = True  # type: ignore[attr-defined]
+    try:
+        notifications.get = get_timed
+    except AttributeError:  # pragma: no cover - not a queue.Queue
+        return
 
 
 class _TimedFactory:

@@ -417,6 +417,8 @@ class ChunkContext:
         #: (:mod:`coffea_sizing.phases`)
         self.opentime = 0.0
         self.buildtime = 0.0
+        #: seconds blocked in the file's reads after it was opened
+        self.readtime = 0.0
         #: the file coffea opened for the chunk (an ``uproot.ReadOnlyDirectory``)
         self.file: Any = None
         self._previous: ChunkContext | None = None

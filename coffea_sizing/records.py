@@ -93,6 +93,9 @@ CHUNK_FIELDS: tuple[str, ...] = (
     "error",
     # input
     "bytesread",
+    "read_requests",
+    "readtime",
+    "protocol",
     "columns",
     # time: the task's phases add up to walltime (see phase_gap)
     "processtime",
@@ -168,6 +171,17 @@ FIELD_DOCS: dict[str, str] = {
         "opened, so it includes opening the file and reading the tree's metadata "
         "(every chunk re-opens its file)"
     ),
+    "read_requests": (
+        "requests the chunk's file source made (uproot's `num_requests`; the "
+        "opening's two included): `bytesread / read_requests` bytes per request"
+    ),
+    "readtime": (
+        "seconds the chunk's thread was blocked in the source's reads after the file "
+        "was opened (the tree's metadata, preloaded columns, baskets); the opening's "
+        "own reads are in `opentime` only. A part of opentime + buildtime + "
+        "processtime, not a phase of its own"
+    ),
+    "protocol": "how the file was read, from its name: `file`, `root`, `https`, ...",
     "columns": "branches (fields) the chunk materialised",
     "processtime": "coffea's time of `process()` (seconds; a phase of `walltime`)",
     "walltime": (
@@ -542,6 +556,7 @@ _INT_FIELDS = frozenset(
     {
         "entries",
         "bytesread",
+        "read_requests",
         "output_pickled_bytes",
         "output_compressed_bytes",
         "mem_peak_bytes",
@@ -558,6 +573,7 @@ _FLOAT_FIELDS = frozenset(
         "opentime",
         "buildtime",
         "outputtime",
+        "readtime",
         "processtime",
         "walltime",
         "cputime",
@@ -568,6 +584,7 @@ _FLOAT_FIELDS = frozenset(
 )
 _BOOL_FIELDS = frozenset({"skipped", "mem_shared", "process_mem_shared"})
 _STR_LIST_FIELDS = frozenset({"columns", "columns_read"})
+_STR_FIELDS = frozenset({"protocol"})
 
 
 def _well_typed(name: str, value: Any) -> bool:
@@ -579,6 +596,8 @@ def _well_typed(name: str, value: Any) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if name in _BOOL_FIELDS:
         return isinstance(value, bool)
+    if name in _STR_FIELDS:
+        return isinstance(value, str)
     if name in _STR_LIST_FIELDS:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if name == "column_bytes":

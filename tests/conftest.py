@@ -215,7 +215,9 @@ def expected_merges(n_chunks: int, treereduction: int) -> int:
     return total
 
 
-def check_invariants(report: dict[str, Any], *, compressed: bool = True) -> None:
+def check_invariants(
+    report: dict[str, Any], *, compressed: bool = True, protocol: str = "file"
+) -> None:
     recs = report["sizing"]
     run_info = report["sizing_run"]
     assert run_info["chunks"] == len(recs)
@@ -242,6 +244,7 @@ def check_invariants(report: dict[str, Any], *, compressed: bool = True) -> None
         assert r["mem_shared"] is False  # one thread per worker
         assert r["compute_stop"] >= r["compute_start"]
         check_phases(r)
+        check_reads(r, protocol)
         assert {"Jet_pt", "nJet"} <= set(r["columns"])
         if compressed:
             # the scheduler's nbytes of a chunk task is the compressed payload
@@ -270,3 +273,11 @@ def check_phases(r: dict[str, Any]) -> None:
         {name: r[name] for name in ("walltime", *PHASE_FIELDS)},
         gap,
     )
+
+
+def check_reads(r: dict[str, Any], protocol: str) -> None:
+    """What a chunk's reads cost: the opening's two requests and the tree's metadata
+    at least; the time blocked in them inside the phases that read."""
+    assert r["protocol"] == protocol
+    assert r["read_requests"] >= 3
+    assert 0 < r["readtime"] <= r["opentime"] + r["buildtime"] + r["processtime"]

@@ -84,6 +84,24 @@ def test_generated_file_invariants(client: Any, generated_file: str) -> None:
     assert out["nevents"] == 20_000
     # real baskets: bytes beyond the header differ between chunks
     assert len({r["bytesread"] for r in report["sizing"]}) > 1
+    # ... and take requests of their own beyond the opening and the tree's metadata
+    assert all(r["read_requests"] > 3 for r in report["sizing"])
+
+
+def test_reads_of_a_chunk_are_those_of_its_file_source(
+    client: Any, generated_file: str
+) -> None:
+    """``read_requests`` is the file source's count: a chunk that reads more
+    columns makes more requests, of the same file."""
+    one, two = (
+        run(client, {"gen": [generated_file]}, chunksize=5_000, proc=proc)[1]
+        for proc in (JetProcessor(), JetProcessor(eta=True))
+    )
+    check_invariants(one)
+    check_invariants(two)
+    for r1, r2 in zip(one["sizing"], two["sizing"], strict=True):
+        assert r2["read_requests"] > r1["read_requests"]
+        assert r2["bytesread"] > r1["bytesread"]
 
 
 def test_output_identical_to_dask_executor(client: Any, generated_file: str) -> None:
