@@ -56,7 +56,7 @@ def protocol(filename: str) -> str:
     >>> from coffea_sizing.phases import protocol
     >>> protocol("root://eospublic.cern.ch//eos/f.root"), protocol("/data/f.root")
     ('root', 'file')
-    >>> protocol("C:\\data\\f.root"), protocol("HTTPS://host/f.root")
+    >>> protocol("file:///data/f.root"), protocol("HTTPS://host/f.root")
     ('file', 'https')
     """
     scheme = urlsplit(str(filename)).scheme.lower()
