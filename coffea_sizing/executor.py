@@ -200,6 +200,7 @@ class _SizingTask:
         )
         record["protocol"] = protocol(getattr(workitem, "filename", ""))
         if function is not self.function:
+            record["loadtime"] = context.loadtime
             record["opentime"] = context.opentime
             record["buildtime"] = context.buildtime
             source = getattr(getattr(context.file, "file", None), "source", None)

@@ -1,12 +1,13 @@
 """Where a chunk's time goes: coffea's work function timed from inside the task.
 
 Covers the phases of a chunk task of :class:`~coffea_sizing.SizingDaskExecutor`
-that happen inside coffea's ``Runner._work_function``: opening the file and reading
-the tree's metadata (``opentime``) and building NanoEvents (``buildtime``). The
-task runs a copy of that function whose globals name two timing stand-ins
-(``uproot`` with a timed ``open``, ``NanoEventsFactory`` with timed ``from_root``
-and ``from_parquet``); coffea's module, and any other code in the worker, keep the
-real ones. Each stand-in adds its seconds to the chunk's
+that happen inside coffea's ``Runner._work_function``: loading the processor coffea
+ships with every chunk (``loadtime``), opening the file and reading the tree's
+metadata (``opentime``) and building NanoEvents (``buildtime``). The task runs a
+copy of that function whose globals name timing stand-ins (``cloudpickle.loads`` and
+``lz4f.decompress``, ``uproot`` with a timed ``open``, ``NanoEventsFactory`` with
+timed ``from_root`` and ``from_parquet``); coffea's module, and any other code in
+the worker, keep the real ones. Each stand-in adds its seconds to the chunk's
 :class:`~coffea_sizing.probe.ChunkContext` (a few ``perf_counter`` calls; no read of
 its own: the tree's metadata is read once, by the stand-in, into the file's object
 cache, where ``from_root`` finds it).
@@ -88,6 +89,9 @@ def _timed_copy(func: types.FunctionType) -> types.FunctionType | None:
         _COPIES[func] = None  # a coffea that opens files some other way
         return None
     scope["uproot"] = _TimedUproot(scope["uproot"])
+    for name, function in (("cloudpickle", "loads"), ("lz4f", "decompress")):
+        if name in scope:
+            scope[name] = _TimedLoad(scope[name], function)
     scope["NanoEventsFactory"] = _TimedFactory(scope["NanoEventsFactory"])
     copy = types.FunctionType(
         func.__code__, scope, func.__name__, func.__defaults__, func.__closure__
@@ -96,6 +100,30 @@ def _timed_copy(func: types.FunctionType) -> types.FunctionType | None:
     copy.__qualname__ = func.__qualname__
     _COPIES[func] = copy
     return copy
+
+
+class _TimedLoad:
+    """A module whose ``function`` counts as loading the processor (``loadtime``):
+    coffea's work function decompresses and unpickles the processor for every
+    chunk; the first time in a worker process that imports the processor's modules.
+    """
+
+    def __init__(self, module: Any, function: str) -> None:
+        self._module = module
+        self._function = getattr(module, function)
+        setattr(self, function, self._timed)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+    def _timed(self, *args: Any, **kwargs: Any) -> Any:
+        chunk = active_chunk()
+        t0 = _perf()
+        try:
+            return self._function(*args, **kwargs)
+        finally:
+            if chunk is not None:
+                chunk.loadtime += _perf() - t0
 
 
 class _TimedUproot:

@@ -415,6 +415,7 @@ class ChunkContext:
         self.fields: dict[str, Any] = {}
         #: seconds of the phases timed inside coffea's work function
         #: (:mod:`coffea_sizing.phases`)
+        self.loadtime = 0.0
         self.opentime = 0.0
         self.buildtime = 0.0
         #: seconds blocked in the file's reads after it was opened

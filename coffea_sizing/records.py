@@ -101,6 +101,7 @@ CHUNK_FIELDS: tuple[str, ...] = (
     "processtime",
     "walltime",
     "cputime",
+    "loadtime",
     "opentime",
     "buildtime",
     "outputtime",
@@ -185,12 +186,17 @@ FIELD_DOCS: dict[str, str] = {
     "columns": "branches (fields) the chunk materialised",
     "processtime": "coffea's time of `process()` (seconds; a phase of `walltime`)",
     "walltime": (
-        "the whole task, the measuring included (seconds): `opentime + buildtime + "
-        "processtime + outputtime + sizing_overhead` plus what no phase names "
-        "(unpickling the processor, coffea's bookkeeping, closing the file), which "
+        "the whole task, the measuring included (seconds): `loadtime + opentime + "
+        "buildtime + processtime + outputtime + sizing_overhead` plus what no phase "
+        "names (coffea's bookkeeping, closing the file), which "
         "is at most 25 ms + 5% of `walltime` (`phase_gap`)"
     ),
     "cputime": "CPU time of the task's thread in coffea's work function (seconds)",
+    "loadtime": (
+        "decompressing and unpickling the processor, which coffea ships with every "
+        "chunk (seconds; a worker's first chunk imports the processor's modules "
+        "here)"
+    ),
     "opentime": (
         "opening the file and reading the tree's metadata, timed around "
         "`uproot.open` and the tree's lookup in coffea's work function (seconds)"
@@ -264,6 +270,7 @@ FIELD_DOCS: dict[str, str] = {
 #: The phases of a chunk task of ``SizingDaskExecutor``, each timed where it
 #: happens; with what no phase names they make up ``walltime`` (:func:`phase_gap`).
 PHASE_FIELDS: tuple[str, ...] = (
+    "loadtime",
     "opentime",
     "buildtime",
     "processtime",
@@ -279,9 +286,8 @@ PHASE_GAP_FRACTION = 0.05
 def phase_gap(record: Mapping[str, Any]) -> float | None:
     """``walltime`` minus the sum of the phases: the time no phase names.
 
-    It is unpickling the processor (coffea does it for every chunk), coffea's
-    bookkeeping around ``process()``, closing the file and the few statements
-    between the clocks. The rule: ``0 <= gap <= PHASE_GAP_SECONDS +
+    It is coffea's bookkeeping around ``process()``, closing the file and the few
+    statements between the clocks. The rule: ``0 <= gap <= PHASE_GAP_SECONDS +
     PHASE_GAP_FRACTION * walltime`` (``processtime`` is coffea's ``time.time()``
     difference, the others ``perf_counter``'s: the gap may dip a microsecond below
     0). ``None`` when a phase or ``walltime`` is missing (a skipped chunk, records
@@ -290,7 +296,8 @@ def phase_gap(record: Mapping[str, Any]) -> float | None:
     Examples
     --------
     >>> from coffea_sizing.records import phase_gap
-    >>> round(phase_gap({"walltime": 1.0, "opentime": 0.1, "buildtime": 0.2,
+    >>> round(phase_gap({"walltime": 1.0, "loadtime": 0.0, "opentime": 0.1,
+    ...                  "buildtime": 0.2,
     ...                  "processtime": 0.6, "outputtime": 0.05,
     ...                  "sizing_overhead": 0.001}), 3)
     0.049
@@ -570,6 +577,7 @@ _INT_FIELDS = frozenset(
 )
 _FLOAT_FIELDS = frozenset(
     {
+        "loadtime",
         "opentime",
         "buildtime",
         "outputtime",
