@@ -445,8 +445,6 @@ def _file_models(chunks: pd.DataFrame) -> list[FileModel]:
         open_bytes: int | None = None
         problem = ""
         try:
-            if "://" in str(filename) and not str(filename).startswith("file://"):
-                raise OSError("remote file: not opened by advise")
             open_bytes = open_cost(str(filename), str(treename)).total
             # one chunk as large as any file: its end is the file's entries
             whole = coffea_chunks(str(filename), str(treename), 2**62)

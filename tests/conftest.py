@@ -27,6 +27,7 @@ from coffea_sizing.records import (
     PHASE_GAP_SECONDS,
     phase_gap,
 )
+from servers import XRootDServer
 
 mpl.use("Agg")
 
@@ -59,6 +60,21 @@ def generated_file(tmp_path_factory: pytest.TempPathFactory, ttbar_file: str) ->
     path = tmp_path_factory.mktemp("gen") / "generated_20k.root"
     make_nanoaod(path, 20_000, events_per_basket=1_000, seed=1, source=ttbar_file)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def xrootd(ttbar_file: str, generated_file: str) -> Iterator[XRootDServer]:
+    """A real ``xrootd`` on 127.0.0.1 serving the ttbar and the generated file; the
+    fixture owns the process and stops it at the end of the session."""
+    if shutil.which("xrootd") is None:
+        pytest.skip(
+            "no xrootd executable: install Debian's xrootd-server (apt-get install "
+            "xrootd-server, as .ci/run does) to run the XRootD tests"
+        )
+    with XRootDServer() as server:
+        server.add(ttbar_file)
+        server.add(generated_file)
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -263,6 +279,7 @@ def check_phases(r: dict[str, Any]) -> None:
     """The phases of a chunk task add up to its walltime (records.phase_gap's rule)."""
     for name in PHASE_FIELDS:
         assert r[name] >= 0, (name, r[name])
+    assert r["loadtime"] > 0
     assert r["opentime"] > 0
     assert r["buildtime"] > 0
     assert 0 < r["sizing_overhead"] <= r["walltime"]
