@@ -1,20 +1,25 @@
-"""Real servers for the tests and benchmarks: an XRootD server on 127.0.0.1.
+"""Real servers for the tests and benchmarks: XRootD on 127.0.0.1, and latency.
 
 :class:`XRootDServer` starts Debian's ``xrootd`` (package ``xrootd-server``) on a free
 port of 127.0.0.1 with a data directory and a configuration of its own, owns the
 process and stops it. It refuses to run as root, so as root it is started with
 ``-R nobody`` and its directories are made readable (and its run directory writable)
-by that user. The fixtures in ``conftest.py`` use it; so can a benchmark.
+by that user. :class:`LatencyRelay` relays TCP between a client and a server and
+delays every response by a fixed time: network latency without ``netem`` (which
+these kernels lack). The fixtures in ``conftest.py`` use them; so do benchmarks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import queue
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -146,3 +151,124 @@ class XRootDServer:
     ) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class LatencyRelay:
+    """Relays TCP from 127.0.0.1:``port`` to 127.0.0.1:``target`` and delays every
+    response (server to client) by ``delay`` seconds; requests pass at once.
+
+    Each piece of a response is sent ``delay`` after it arrived from the server, in
+    order, so a round trip takes ``delay`` longer while bandwidth is unchanged: a
+    client pays the delay once per request it waits for. Use it as a context manager;
+    clients connect to :attr:`port`.
+    """
+
+    def __init__(self, target: int, delay: float) -> None:
+        self.target = target
+        self.delay = delay
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+
+    def __enter__(self) -> LatencyRelay:  # noqa: PYI034
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        self._listener = listener
+        self.port = int(listener.getsockname()[1])
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed.set()
+        with self._lock:
+            sockets = [self._listener, *self._sockets]
+        for sock in sockets:
+            if sock is None:
+                continue
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        for thread in list(self._threads):
+            thread.join(timeout=10)
+
+    def _spawn(self, target: object, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            for sock in (client, server):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._sockets += [client, server]
+            self._spawn(self._pump, client, server, 0.0)
+            self._spawn(self._pump, server, client, self.delay)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, delay: float) -> None:
+        """Copy ``source`` to ``sink``, each piece ``delay`` after it arrived."""
+        if delay <= 0:
+            self._copy(source, sink)
+            return
+        pieces: queue.Queue[tuple[float, bytes]] = queue.Queue()
+        self._spawn(self._send_late, pieces, sink)
+        while True:
+            try:
+                data = source.recv(1 << 16)
+            except OSError:
+                data = b""
+            pieces.put((time.monotonic() + delay, data))
+            if not data:
+                return
+
+    def _send_late(
+        self, pieces: queue.Queue[tuple[float, bytes]], sink: socket.socket
+    ) -> None:
+        while True:
+            due, data = pieces.get()
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            if not data:
+                _close_write(sink)
+                return
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+    @staticmethod
+    def _copy(source: socket.socket, sink: socket.socket) -> None:
+        while True:
+            try:
+                data = source.recv(1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                _close_write(sink)
+                return
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+
+def _close_write(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)

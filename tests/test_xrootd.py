@@ -10,7 +10,7 @@ import pytest
 
 from coffea_sizing import advise, chunk_table, track_sizes
 from coffea_sizing.predict import predict_bytesread
-from servers import XRootDServer
+from servers import LatencyRelay, XRootDServer
 
 from conftest import JetProcessor, check_invariants, run
 
@@ -114,6 +114,25 @@ def test_advise_opens_remote_metadata(
     _, measured = run(client, {"gen": [model.files[0].filename]}, chunksize=5_000)
     check_invariants(measured, protocol="root")
     assert int(predicted["bytesread"]) == measured["bytesread"]
+
+
+def test_latency_shows_in_readtime(client: Any, xrootd: XRootDServer) -> None:
+    """Through a relay that delays every response by 50 ms, every request the
+    chunk waits for after the open costs at least 50 ms of ``readtime``, and the
+    open itself (several round trips) at least 50 ms of ``opentime``; the bytes
+    and the requests are those of the direct connection."""
+    delay = 0.05
+    _, direct = run(client, {"gen": [xrootd.url(GENERATED)]}, chunksize=5_000)
+    with LatencyRelay(xrootd.port, delay) as relay:
+        url = f"root://127.0.0.1:{relay.port}//{GENERATED}"
+        _, slow = run(client, {"gen": [url]}, chunksize=5_000)
+    check_invariants(slow, protocol="root")
+    for r, d in zip(slow["sizing"], direct["sizing"], strict=True):
+        assert r["bytesread"] == d["bytesread"]
+        assert r["read_requests"] == d["read_requests"]
+        # the opening's two requests are in opentime, not readtime
+        assert r["readtime"] >= (r["read_requests"] - 2) * delay * 0.99
+        assert r["opentime"] >= delay
 
 
 def test_the_server_is_the_tests_own(xrootd: XRootDServer, ttbar_file: str) -> None:
