@@ -2,8 +2,8 @@
 
 Covers the phases of a chunk task of :class:`~coffea_sizing.SizingDaskExecutor`
 that happen inside coffea's ``Runner._work_function``: loading the processor coffea
-ships with every chunk (``loadtime``), opening the file and reading the tree's
-metadata (``opentime``) and building NanoEvents (``buildtime``). The task runs a
+ships with every chunk (``loadtime``), opening the file, reading the tree's metadata
+and closing the file (``opentime``) and building NanoEvents (``buildtime``). The task runs a
 copy of that function whose globals name timing stand-ins (``cloudpickle.loads`` and
 ``lz4f.decompress``, ``uproot`` with a timed ``open``, ``NanoEventsFactory`` with
 timed ``from_root`` and ``from_parquet``); coffea's module, and any other code in
@@ -139,11 +139,34 @@ class _TimedUproot:
         chunk = active_chunk()
         t0 = _perf()
         file = self._module.open(*args, **kwargs)
-        if chunk is not None:
-            chunk.opentime += _perf() - t0
-            chunk.file = file
-            _watch_reads(file, chunk)
-        return file
+        if chunk is None:
+            return file
+        chunk.opentime += _perf() - t0
+        chunk.file = file
+        _watch_reads(file, chunk)
+        return _TimedClose(file, chunk)
+
+
+class _TimedClose:
+    """What coffea's ``with uproot.open(...) as file`` gets: the real directory as
+    ``file``, and closing it (a round trip over XRootD) counted in ``opentime``."""
+
+    def __init__(self, file: Any, chunk: ChunkContext) -> None:
+        self._file = file
+        self._chunk = chunk
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+    def __enter__(self) -> Any:
+        return self._file.__enter__()
+
+    def __exit__(self, *exc: object) -> Any:
+        t0 = _perf()
+        try:
+            return self._file.__exit__(*exc)
+        finally:
+            self._chunk.opentime += _perf() - t0
 
 
 def _watch_reads(file: Any, chunk: ChunkContext) -> None:

@@ -188,7 +188,7 @@ FIELD_DOCS: dict[str, str] = {
     "walltime": (
         "the whole task, the measuring included (seconds): `loadtime + opentime + "
         "buildtime + processtime + outputtime + sizing_overhead` plus what no phase "
-        "names (coffea's bookkeeping, closing the file), which "
+        "names (coffea's bookkeeping), which "
         "is at most 25 ms + 5% of `walltime` (`phase_gap`)"
     ),
     "cputime": "CPU time of the task's thread in coffea's work function (seconds)",
@@ -198,8 +198,9 @@ FIELD_DOCS: dict[str, str] = {
         "here)"
     ),
     "opentime": (
-        "opening the file and reading the tree's metadata, timed around "
-        "`uproot.open` and the tree's lookup in coffea's work function (seconds)"
+        "opening the file, reading the tree's metadata and closing the file, timed "
+        "around `uproot.open`, the tree's lookup and the close in coffea's work "
+        "function (seconds; over XRootD each is a round trip or more)"
     ),
     "buildtime": (
         "building NanoEvents: `NanoEventsFactory.from_root` (the schema, the form) "
@@ -286,8 +287,8 @@ PHASE_GAP_FRACTION = 0.05
 def phase_gap(record: Mapping[str, Any]) -> float | None:
     """``walltime`` minus the sum of the phases: the time no phase names.
 
-    It is coffea's bookkeeping around ``process()``, closing the file and the few
-    statements between the clocks. The rule: ``0 <= gap <= PHASE_GAP_SECONDS +
+    It is coffea's bookkeeping around ``process()`` and the few statements between
+    the clocks. The rule: ``0 <= gap <= PHASE_GAP_SECONDS +
     PHASE_GAP_FRACTION * walltime`` (``processtime`` is coffea's ``time.time()``
     difference, the others ``perf_counter``'s: the gap may dip a microsecond below
     0). ``None`` when a phase or ``walltime`` is missing (a skipped chunk, records

@@ -3,10 +3,14 @@ invariant that holds on local files holds there."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import Any
 
+import awkward as ak
+import cloudpickle
 import pytest
+from coffea import processor
 
 from coffea_sizing import advise, chunk_table, track_sizes
 from coffea_sizing.predict import predict_bytesread
@@ -21,6 +25,25 @@ GENERATED = "generated_20k.root"
 @track_sizes
 class TrackedJets(JetProcessor):
     """JetProcessor with ``@track_sizes``: open and payload bytes of every chunk."""
+
+
+class SixColumns(processor.ProcessorABC):
+    """Sums six branches: six column requests per chunk."""
+
+    BRANCHES = ("Jet_pt", "Jet_eta", "Jet_phi", "Muon_pt", "Electron_pt", "MET_pt")
+
+    def process(self, events: Any) -> dict[str, float]:
+        out = {"nevents": float(len(events))}
+        for name in self.BRANCHES:
+            collection, field = name.split("_", 1)
+            out[name] = float(ak.sum(events[collection][field]))
+        return out
+
+    def postprocess(self, accumulator: Any) -> Any:
+        return accumulator
+
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +145,14 @@ def test_latency_shows_in_readtime(client: Any, xrootd: XRootDServer) -> None:
     open itself (several round trips) at least 50 ms of ``opentime``; the bytes
     and the requests are those of the direct connection."""
     delay = 0.05
-    _, direct = run(client, {"gen": [xrootd.url(GENERATED)]}, chunksize=5_000)
+    proc = SixColumns()
+    url = xrootd.url(GENERATED)
+    _, direct = run(client, {"gen": [url]}, chunksize=5_000, proc=proc)
     with LatencyRelay(xrootd.port, delay) as relay:
         url = f"root://127.0.0.1:{relay.port}//{GENERATED}"
-        _, slow = run(client, {"gen": [url]}, chunksize=5_000)
+        _, slow = run(client, {"gen": [url]}, chunksize=5_000, proc=proc)
+        # advise opens the files' metadata: through the relay while it is there
+        found = {f.code: f for f in advise(slow).findings}
     check_invariants(slow, protocol="root")
     for r, d in zip(slow["sizing"], direct["sizing"], strict=True):
         assert r["bytesread"] == d["bytesread"]
@@ -133,6 +160,11 @@ def test_latency_shows_in_readtime(client: Any, xrootd: XRootDServer) -> None:
         # the opening's two requests are in opentime, not readtime
         assert r["readtime"] >= (r["read_requests"] - 2) * delay * 0.99
         assert r["opentime"] >= delay
+    # most of each chunk blocked in reads of 17 kB: latency-bound, said with numbers
+    assert "latency-bound" in found, [str(f) for f in found.values()]
+    assert "requests of" in found["latency-bound"].message
+    assert "preload" in found["latency-bound"].message
+    assert "latency-bound" not in {f.code for f in advise(direct).findings}
 
 
 def test_the_server_is_the_tests_own(xrootd: XRootDServer, ttbar_file: str) -> None:
