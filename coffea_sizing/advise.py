@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -430,10 +431,29 @@ def _fit_split(
     )
 
 
+#: Seconds advise waits on a remote file's server per request (uproot's ``timeout``;
+#: XRootD's own default is 60 s, and its client tries 3 times). A host that lets a
+#: request expire is not asked for its other files.
+REMOTE_TIMEOUT = 10
+
+
+def _remote_host(filename: str) -> str:
+    """``host:port`` of a remote file (``root://``, ``https://`` ...), else ``""``."""
+    parts = urlsplit(filename)
+    return parts.netloc if len(parts.scheme) > 1 and parts.scheme != "file" else ""
+
+
+def _read_options(filename: str) -> dict[str, Any] | None:
+    """uproot options for reading ``filename``'s metadata: a timeout when remote."""
+    return {"timeout": REMOTE_TIMEOUT} if _remote_host(filename) else None
+
+
 def _file_models(chunks: pd.DataFrame) -> list[FileModel]:
     from .predict import coffea_chunks, open_cost
 
     out = []
+    #: remote hosts that did not answer in time: their other files are not tried
+    silent: dict[str, str] = {}
     for (filename, treename), rows in chunks.groupby(
         ["filename", "treename"], sort=True
     ):
@@ -444,13 +464,23 @@ def _file_models(chunks: pd.DataFrame) -> list[FileModel]:
         num_entries = int(rows["entrystop"].max())
         open_bytes: int | None = None
         problem = ""
+        host = _remote_host(str(filename))
         try:
-            open_bytes = open_cost(str(filename), str(treename)).total
+            if host in silent:
+                raise OSError(f"{host} did not answer for {silent[host]}")
+            options = _read_options(str(filename))
+            open_bytes = open_cost(
+                str(filename), str(treename), uproot_options=options
+            ).total
             # one chunk as large as any file: its end is the file's entries
-            whole = coffea_chunks(str(filename), str(treename), 2**62)
+            whole = coffea_chunks(
+                str(filename), str(treename), 2**62, uproot_options=options
+            )
             num_entries = int(whole[-1][1])
         except Exception as err:  # noqa: BLE001 - any unreadable file: fall back
             problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if host and "expired" in problem.lower():
+                silent.setdefault(host, Path(str(filename)).name)
         out.append(
             FileModel(
                 str(filename),
@@ -610,8 +640,17 @@ def _predict_dataset(model: DatasetModel, chunksize: int) -> dict[str, Any]:
     sizes: list[int] = []
     for f in model.files:
         if model.bytes_exact:
-            chunks = coffea_chunks(f.filename, f.treename, chunksize)
-            table = predict_bytesread(f.filename, f.treename, list(f.columns), chunks)
+            options = _read_options(f.filename)
+            chunks = coffea_chunks(
+                f.filename, f.treename, chunksize, uproot_options=options
+            )
+            table = predict_bytesread(
+                f.filename,
+                f.treename,
+                list(f.columns),
+                chunks,
+                uproot_options=options,
+            )
             total_bytes += float(table["predicted_bytesread"].sum())
             open_bytes += float(table["predicted_open_bytes"].sum())
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import awkward as ak
@@ -14,7 +15,7 @@ from coffea import processor
 
 from coffea_sizing import advise, chunk_table, track_sizes
 from coffea_sizing.predict import predict_bytesread
-from servers import LatencyRelay, XRootDServer
+from servers import LatencyRelay, XRootDServer, free_port
 
 from conftest import JetProcessor, check_invariants, run
 
@@ -190,3 +191,25 @@ def test_the_server_is_the_tests_own(xrootd: XRootDServer, ttbar_file: str) -> N
         socket.create_connection(("127.0.0.1", port), 2),
     ):
         pass
+
+
+def test_advise_on_a_silent_server_gives_up_once(
+    remote_and_local: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records of remote files whose server is gone: advise waits out the timeout
+    once per host, names the files it could not open, and fits the bytes."""
+    monkeypatch.setattr(sys.modules["coffea_sizing.advise"], "REMOTE_TIMEOUT", 1)
+    _, report = remote_and_local["gen", "remote"]
+    gone = f"root://127.0.0.1:{free_port()}"
+    records = [
+        dict(r, filename=f"{gone}//{'a' if i % 2 else 'b'}.root")
+        for i, r in enumerate(report["sizing"])
+    ]
+    advice = advise({"sizing": records})
+    found = {f.code: f for f in advice.findings}
+    assert "files-unreachable" in found
+    files = {Path(f.filename).name: f for f in advice.model["gen"].files}
+    assert not files["a.root"].reachable
+    assert "expired" in files["a.root"].problem.lower()
+    assert files["b.root"].problem.startswith("127.0.0.1:")
+    assert "did not answer for a.root" in files["b.root"].problem
