@@ -70,6 +70,11 @@ _TIME_FIELDS = frozenset(
         "processtime",
         "walltime",
         "cputime",
+        "loadtime",
+        "opentime",
+        "buildtime",
+        "outputtime",
+        "readtime",
         "sizing_overhead",
         "process_walltime",
         "process_cputime",
@@ -80,7 +85,16 @@ _TIME_FIELDS = frozenset(
 )
 _TIMESTAMP_FIELDS = frozenset({"compute_start", "compute_stop"})
 _TEXT_FIELDS = frozenset(
-    {"dataset", "filename", "treename", "key", "worker", "code", "severity"}
+    {
+        "dataset",
+        "filename",
+        "treename",
+        "key",
+        "worker",
+        "code",
+        "severity",
+        "protocol",
+    }
 )
 _FLAG_FIELDS = frozenset({"skipped", "mem_shared", "process_mem_shared"})
 _CORRELATION_FIELDS = frozenset(
