@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -435,10 +436,29 @@ def _fit_split(
     )
 
 
+#: Seconds advise waits on a remote file's server per request (uproot's ``timeout``;
+#: XRootD's own default is 60 s, and its client tries 3 times). A host that lets a
+#: request expire is not asked for its other files.
+REMOTE_TIMEOUT = 10
+
+
+def _remote_host(filename: str) -> str:
+    """``host:port`` of a remote file (``root://``, ``https://`` ...), else ``""``."""
+    parts = urlsplit(filename)
+    return parts.netloc if len(parts.scheme) > 1 and parts.scheme != "file" else ""
+
+
+def _read_options(filename: str) -> dict[str, Any] | None:
+    """uproot options for reading ``filename``'s metadata: a timeout when remote."""
+    return {"timeout": REMOTE_TIMEOUT} if _remote_host(filename) else None
+
+
 def _file_models(chunks: pd.DataFrame) -> list[FileModel]:
     from .predict import coffea_chunks, open_cost
 
     out = []
+    #: remote hosts that did not answer in time: their other files are not tried
+    silent: dict[str, str] = {}
     for (filename, treename), rows in chunks.groupby(
         ["filename", "treename"], sort=True
     ):
@@ -449,15 +469,23 @@ def _file_models(chunks: pd.DataFrame) -> list[FileModel]:
         num_entries = int(rows["entrystop"].max())
         open_bytes: int | None = None
         problem = ""
+        host = _remote_host(str(filename))
         try:
-            if "://" in str(filename) and not str(filename).startswith("file://"):
-                raise OSError("remote file: not opened by advise")
-            open_bytes = open_cost(str(filename), str(treename)).total
+            if host in silent:
+                raise OSError(f"{host} did not answer for {silent[host]}")
+            options = _read_options(str(filename))
+            open_bytes = open_cost(
+                str(filename), str(treename), uproot_options=options
+            ).total
             # one chunk as large as any file: its end is the file's entries
-            whole = coffea_chunks(str(filename), str(treename), 2**62)
+            whole = coffea_chunks(
+                str(filename), str(treename), 2**62, uproot_options=options
+            )
             num_entries = int(whole[-1][1])
         except Exception as err:  # noqa: BLE001 - any unreadable file: fall back
             problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if host and "expired" in problem.lower():
+                silent.setdefault(host, Path(str(filename)).name)
         if not problem:
             _check_unchanged(
                 str(filename),
@@ -500,7 +528,13 @@ def _check_unchanged(
     from .predict import predict_bytesread
 
     try:
-        predict_bytesread(filename, treename, sorted(columns), [(0, 0)])
+        predict_bytesread(
+            filename,
+            treename,
+            sorted(columns),
+            [(0, 0)],
+            uproot_options=_read_options(filename),
+        )
     except UnknownBranchError as err:
         first = str(err).strip("'\"").splitlines()[0]
         raise AdviceError(f"{filename}: {first}; {again}") from None
@@ -651,8 +685,17 @@ def _predict_dataset(model: DatasetModel, chunksize: int) -> dict[str, Any]:
     sizes: list[int] = []
     for f in model.files:
         if model.bytes_exact:
-            chunks = coffea_chunks(f.filename, f.treename, chunksize)
-            table = predict_bytesread(f.filename, f.treename, list(f.columns), chunks)
+            options = _read_options(f.filename)
+            chunks = coffea_chunks(
+                f.filename, f.treename, chunksize, uproot_options=options
+            )
+            table = predict_bytesread(
+                f.filename,
+                f.treename,
+                list(f.columns),
+                chunks,
+                uproot_options=options,
+            )
             total_bytes += float(table["predicted_bytesread"].sum())
             open_bytes += float(table["predicted_open_bytes"].sum())
         else:
@@ -815,6 +858,8 @@ def _findings(
             )
     out.extend(_memory(chunks, worker_memory))
     out.extend(_timing(chunks))
+    for dataset in sorted(chunks["dataset"].dropna().unique()):
+        out.extend(_phases(str(dataset), chunks[chunks["dataset"] == dataset]))
     out.extend(_bookkeeping(chunks))
     out.extend(_outputs(chunks, merges))
     order = {"critical": 0, "warning": 1, "info": 2}
@@ -942,6 +987,142 @@ def _memory(chunks: pd.DataFrame, worker_memory: float | None) -> list[Finding]:
     return out
 
 
+#: The phases of a chunk task as findings name them (``records.PHASE_FIELDS``
+#: without the measuring, and the time blocked in reads across them).
+_PHASE_NAMES = {
+    "loadtime": "loading the processor",
+    "opentime": "opening the file",
+    "buildtime": "building NanoEvents",
+    "processtime": "processing",
+    "outputtime": "compressing the output",
+}
+#: A chunk blocked in reads for more than this share of its wall time is
+#: latency-bound when its requests are small (below LATENCY_REQUEST_BYTES).
+LATENCY_SHARE = 0.5
+LATENCY_REQUEST_BYTES = 4_000_000
+#: Wall time above CPU time by this factor, with little time blocked in reads.
+CPU_STARVED_RATIO = 2.0
+#: Findings about phases need chunks at least this long (median wall time).
+PHASE_MIN_SECONDS = 0.05
+
+
+def _slow_phase(chunks: pd.DataFrame, worst: int, ok: np.ndarray[Any, Any]) -> str:
+    """Which phase made chunk ``worst`` slow: the one above its median by the most."""
+    excess: dict[str, float] = {}
+    for name in (*_PHASE_NAMES, "readtime"):
+        values = _numeric(chunks, name)
+        if not np.isfinite(values[worst]) or not np.isfinite(values[ok]).any():
+            continue
+        excess[name] = float(values[worst] - np.nanmedian(values[ok]))
+    phases = {k: v for k, v in excess.items() if k != "readtime"}
+    if "opentime" not in phases:
+        return ""  # records without phases (before coffea-sizing had them)
+    wall = _numeric(chunks, "walltime")
+    extra = float(wall[worst] - np.median(wall[ok]))
+    name = max(phases, key=lambda k: phases[k])
+    if phases[name] < 0.5 * extra:
+        return (
+            f"none of that chunk's phases explains its extra {format_seconds(extra)} "
+            "(the records do not add up: look at that worker)"
+        )
+    value = _numeric(chunks, name)[worst]
+    text = (
+        f"that chunk spent {format_seconds(value)} {_PHASE_NAMES[name]} against a "
+        f"median of {format_seconds(value - phases[name])}"
+    )
+    read = excess.get("readtime", 0.0)
+    if name != "outputtime" and read >= 0.5 * phases[name]:
+        text += (
+            f", {format_seconds(read)} more than the median blocked in reads: "
+            "look at that file's storage and the network to it"
+        )
+    elif name == "processtime":
+        text += ": look at what process() does with those events, and that worker"
+    else:
+        text += ": look at that file and that worker"
+    return text
+
+
+def _phases(dataset: str, rows: pd.DataFrame) -> list[Finding]:
+    """latency-bound, open-dominated and cpu-starved: from the phases of the chunks
+    (records of SizingDaskExecutor since the phases exist; none otherwise)."""
+    done = (
+        rows[~rows["skipped"].fillna(False).astype(bool)] if "skipped" in rows else rows
+    )
+    wall = _numeric(done, "walltime")
+    ok = np.isfinite(wall) & (wall > 0)
+    if not ok.any():
+        return []
+    med_wall = float(np.median(wall[ok]))
+    if med_wall < PHASE_MIN_SECONDS:
+        return []
+    out: list[Finding] = []
+
+    def med(name: str) -> float:
+        values = _numeric(done, name)[ok]
+        good = np.isfinite(values)
+        return float(np.median(values[good])) if good.any() else math.nan
+
+    read, requests = med("readtime"), med("read_requests")
+    bytesread = med("bytesread")
+    read_share = read / med_wall if math.isfinite(read) else math.nan
+    if (
+        math.isfinite(read_share)
+        and read_share > LATENCY_SHARE
+        and math.isfinite(requests)
+        and requests >= 3
+        and bytesread / requests < LATENCY_REQUEST_BYTES
+    ):
+        per_request = read / max(1.0, requests - 2)
+        out.append(
+            Finding(
+                "latency-bound",
+                "warning",
+                f"{dataset}: chunks spent a median {read_share:.0%} of their "
+                f"{format_seconds(med_wall)} blocked in reads: {requests:.0f} "
+                f"requests of {format_bytes(bytesread / requests)} on average, "
+                f"{format_seconds(per_request)} each. Round trips cost more than the "
+                "bytes: larger chunks (fewer requests per event), coffea's preload "
+                "of the columns read (one request for all), or fewer branches.",
+            )
+        )
+    opening = med("opentime") + med("buildtime")
+    process = med("processtime")
+    if math.isfinite(opening) and math.isfinite(process) and opening > process:
+        out.append(
+            Finding(
+                "open-dominated",
+                "warning" if opening > 2 * process else "info",
+                f"{dataset}: opening the file and building NanoEvents took a median "
+                f"{format_seconds(opening)} per chunk ({opening / med_wall:.0%} of "
+                f"its wall time), processing {format_seconds(process)}: every chunk "
+                "pays for it again. Fewer, larger chunks, or fewer branches in the "
+                "file's schema.",
+            )
+        )
+    cpu = med("cputime")
+    if (
+        math.isfinite(cpu)
+        and cpu > 0
+        and med_wall > CPU_STARVED_RATIO * cpu
+        and not (math.isfinite(read_share) and read_share > 0.25)
+    ):
+        out.append(
+            Finding(
+                "cpu-starved",
+                "warning",
+                f"{dataset}: chunks took a median {format_seconds(med_wall)} of wall "
+                f"time for {format_seconds(cpu)} of CPU time "
+                f"({med_wall / cpu:.1f}x), and were not blocked in reads "
+                f"({'unknown' if not math.isfinite(read_share) else f'{read_share:.0%}'}"
+                " of the time): an oversubscribed node (more busy threads than "
+                "cores), or a processor waiting on something else (locks, sleeps, "
+                "services).",
+            )
+        )
+    return out
+
+
 def _timing(chunks: pd.DataFrame) -> list[Finding]:
     out: list[Finding] = []
     wall = _numeric(chunks, "walltime")
@@ -979,7 +1160,8 @@ def _timing(chunks: pd.DataFrame) -> list[Finding]:
                 f"{Path(str(chunks.iloc[worst]['filename'])).name} "
                 f"[{int(chunks.iloc[worst]['entrystart']):,}, "
                 f"{int(chunks.iloc[worst]['entrystop']):,})), in "
-                f"{', '.join(files[:5])}: look at those files and workers.",
+                f"{', '.join(files[:5])}: "
+                f"{_slow_phase(chunks, worst, ok) or 'look at those files and workers'}.",
             )
         )
     if "worker" in chunks and chunks["worker"].notna().any():

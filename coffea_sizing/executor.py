@@ -35,6 +35,7 @@ from coffea.processor.executor import _compress, _decompress, _reduce
 
 from ._version import __version__
 from .findings import format_bytes, plural
+from .phases import protocol, timed_work_function
 from .plugin import (
     MERGE_PREFIX,
     META_KEY,
@@ -187,24 +188,35 @@ class _SizingTask:
     def __call__(self, item: Any) -> Any:
         workitem = item[0] if isinstance(item, tuple) else item
         t_enter = time.perf_counter()
+        function = timed_work_function(self.function)
+        t_probe = time.perf_counter()
         with ChunkProbe() as probe, ChunkContext() as context:
-            out = self.function(item)
+            out = function(item)
         t0 = time.perf_counter()
-        # the probe's own enter and exit: the time around the block minus inside it
-        probe_cost = max(0.0, (t0 - t_enter) - probe.walltime)
+        # the measuring so far: instrumenting coffea's work function, the probe's
+        # own enter and exit (the time around the block minus inside it)
+        overhead = (t_probe - t_enter) + max(0.0, (t0 - t_probe) - probe.walltime)
         record = _base_record()
         record.update(
-            walltime=probe.walltime,
             cputime=probe.cputime,
             mem_peak_bytes=probe.mem_peak_bytes,
             mem_usage_bytes=probe.mem_usage_bytes,
             mem_shared=probe.mem_shared,
         )
+        record["protocol"] = protocol(getattr(workitem, "filename", ""))
+        if function is not self.function:
+            record["loadtime"] = context.loadtime
+            record["opentime"] = context.opentime
+            record["buildtime"] = context.buildtime
+            source = getattr(getattr(context.file, "file", None), "source", None)
+            if source is not None:
+                record["read_requests"] = source.num_requests
+                record["readtime"] = context.readtime
         # fields measured inside process() by @track_sizes (decorator.py)
         record.update(context.fields)
         if out is None:  # skipbadfiles swallowed an error for this chunk
             record["skipped"] = True
-            _send(record, t0 - probe_cost)
+            _send(record, t_enter, overhead, t0)
             return None
         metrics = out.get("metrics") if isinstance(out, dict) else None
         if isinstance(metrics, dict):
@@ -221,7 +233,8 @@ class _SizingTask:
                 f"{err}. Dask cannot ship it to the client; return only picklable "
                 "accumulators (dicts, hist.Hist, numbers, awkward arrays)."
             ) from err
-        measuring = time.perf_counter() - t0 + probe_cost
+        t1 = time.perf_counter()
+        overhead += t1 - t0
         if self.compression is not None:
             try:
                 payload = _compress(out, self.compression)
@@ -231,9 +244,14 @@ class _SizingTask:
                     f"pickled and lz4-compressed: {err!r}"
                 ) from err
             record["output_compressed_bytes"] = len(payload)
+        t2 = time.perf_counter()
+        if self.compression is None:
+            payload = out  # Dask pickles it after the task, outside its time
+            overhead += t2 - t1
+            record["outputtime"] = 0.0
         else:
-            payload = out
-        _send(record, time.perf_counter() - measuring)
+            record["outputtime"] = t2 - t1
+        _send(record, t_enter, overhead, t2)
         return payload
 
 
@@ -254,16 +272,19 @@ def _base_record() -> dict[str, Any]:
     }
 
 
-def _send(record: dict[str, Any], t0: float) -> None:
+def _send(
+    record: dict[str, Any], t_enter: float, overhead: float, t_last: float
+) -> None:
     """Pack the record into this task's ``TaskState.metadata`` (outside a worker:
     nothing).
 
     The worker sends the metadata to the scheduler with the task's result, in the
-    message that carries its ``nbytes``: no message of its own. ``t0`` is when the
-    measuring started, moved later by the time spent compressing (``DaskExecutor``
-    compresses too): ``sizing_overhead`` covers the probe, building the record and
-    counting the pickled output; packing (a few tens of microseconds) comes after
-    the clock stops.
+    message that carries its ``nbytes``: no message of its own. ``t_enter`` is when
+    the task started, ``overhead`` the measuring until ``t_last``, the end of the
+    task's last phase; the time from there to the clock's stop (finding the task's
+    state) is measuring too. ``walltime`` runs from ``t_enter`` to that stop, so
+    every phase and ``sizing_overhead`` lie inside it; packing (a few tens of
+    microseconds) comes after the clock stops.
     """
     try:
         from distributed import get_worker
@@ -274,7 +295,9 @@ def _send(record: dict[str, Any], t0: float) -> None:
     ts = worker.state.tasks.get(worker.get_current_task())
     if ts is None:
         return
-    record["sizing_overhead"] = time.perf_counter() - t0
+    t_stop = time.perf_counter()
+    record["walltime"] = t_stop - t_enter
+    record["sizing_overhead"] = overhead + (t_stop - t_last)
     try:
         packed = pack_record(record)
     except TypeError as err:

@@ -413,6 +413,15 @@ class ChunkContext:
 
     def __init__(self) -> None:
         self.fields: dict[str, Any] = {}
+        #: seconds of the phases timed inside coffea's work function
+        #: (:mod:`coffea_sizing.phases`)
+        self.loadtime = 0.0
+        self.opentime = 0.0
+        self.buildtime = 0.0
+        #: seconds blocked in the file's reads after it was opened
+        self.readtime = 0.0
+        #: the file coffea opened for the chunk (an ``uproot.ReadOnlyDirectory``)
+        self.file: Any = None
         self._previous: ChunkContext | None = None
 
     def __enter__(self) -> ChunkContext:  # noqa: PYI034

@@ -40,6 +40,7 @@ __all__ = [
     "IDENTITY_FIELDS",
     "MERGE_FIELDS",
     "OUTPUT_KEY",
+    "PHASE_FIELDS",
     "REPORT_KEY",
     "REPORT_MERGES_KEY",
     "REPORT_RUN_KEY",
@@ -54,6 +55,7 @@ __all__ = [
     "fields_markdown",
     "merge_table",
     "pack_record",
+    "phase_gap",
     "plain_value",
     "unpack_record",
 ]
@@ -91,11 +93,18 @@ CHUNK_FIELDS: tuple[str, ...] = (
     "error",
     # input
     "bytesread",
+    "read_requests",
+    "readtime",
+    "protocol",
     "columns",
-    # time
+    # time: the task's phases add up to walltime (see phase_gap)
     "processtime",
     "walltime",
     "cputime",
+    "loadtime",
+    "opentime",
+    "buildtime",
+    "outputtime",
     # output
     "output_pickled_bytes",
     "output_compressed_bytes",
@@ -163,10 +172,44 @@ FIELD_DOCS: dict[str, str] = {
         "opened, so it includes opening the file and reading the tree's metadata "
         "(every chunk re-opens its file)"
     ),
+    "read_requests": (
+        "requests the chunk's file source made (uproot's `num_requests`; the "
+        "opening's two included): `bytesread / read_requests` bytes per request"
+    ),
+    "readtime": (
+        "seconds the chunk's thread was blocked in the source's reads after the file "
+        "was opened (the tree's metadata, preloaded columns, baskets); the opening's "
+        "own reads are in `opentime` only. A part of opentime + buildtime + "
+        "processtime, not a phase of its own"
+    ),
+    "protocol": "how the file was read, from its name: `file`, `root`, `https`, ...",
     "columns": "branches (fields) the chunk materialised",
-    "processtime": "coffea's time of `process()` (seconds)",
-    "walltime": "the whole task: open, build and process (seconds)",
-    "cputime": "CPU time of the task's thread (seconds)",
+    "processtime": "coffea's time of `process()` (seconds; a phase of `walltime`)",
+    "walltime": (
+        "the whole task, the measuring included (seconds): `loadtime + opentime + "
+        "buildtime + processtime + outputtime + sizing_overhead` plus what no phase "
+        "names (coffea's bookkeeping), which "
+        "is at most 25 ms + 5% of `walltime` (`phase_gap`)"
+    ),
+    "cputime": "CPU time of the task's thread in coffea's work function (seconds)",
+    "loadtime": (
+        "decompressing and unpickling the processor, which coffea ships with every "
+        "chunk (seconds; a worker's first chunk imports the processor's modules "
+        "here)"
+    ),
+    "opentime": (
+        "opening the file, reading the tree's metadata and closing the file, timed "
+        "around `uproot.open`, the tree's lookup and the close in coffea's work "
+        "function (seconds; over XRootD each is a round trip or more)"
+    ),
+    "buildtime": (
+        "building NanoEvents: `NanoEventsFactory.from_root` (the schema, the form) "
+        "and `events()`, timed there (seconds)"
+    ),
+    "outputtime": (
+        "pickling and lz4-compressing the output in the task (seconds; 0 with "
+        "`compression=None`: Dask pickles it after the task)"
+    ),
     "output_pickled_bytes": "`len(pickle.dumps(output))` of the processor's output alone",
     "output_compressed_bytes": (
         'the lz4-compressed `{"out", "metrics", "processed"}` payload the task '
@@ -195,8 +238,9 @@ FIELD_DOCS: dict[str, str] = {
     "compute_start": "start of the task's compute window on the worker (scheduler clock)",
     "compute_stop": "end of the task's compute window on the worker (scheduler clock)",
     "sizing_overhead": (
-        "seconds the executor's measuring took in the task: its probe around "
-        "coffea's work function, building the record, counting the pickled output"
+        "seconds the executor's measuring took in the task: timing coffea's work "
+        "function, its probe around it, building the record, counting the pickled "
+        "output (a part of `walltime`, so never more)"
     ),
     "bytesread_open": (
         "bytes already requested when `process()` starts: opening the file and "
@@ -222,6 +266,52 @@ FIELD_DOCS: dict[str, str] = {
     "inputs": "how many outputs the reduction merged",
     "nbytes": "the scheduler's `TaskState.nbytes` of the merged output",
 }
+
+
+#: The phases of a chunk task of ``SizingDaskExecutor``, each timed where it
+#: happens; with what no phase names they make up ``walltime`` (:func:`phase_gap`).
+PHASE_FIELDS: tuple[str, ...] = (
+    "loadtime",
+    "opentime",
+    "buildtime",
+    "processtime",
+    "outputtime",
+    "sizing_overhead",
+)
+#: What no phase names may take at most: this many seconds ...
+PHASE_GAP_SECONDS = 0.025
+#: ... plus this fraction of ``walltime``.
+PHASE_GAP_FRACTION = 0.05
+
+
+def phase_gap(record: Mapping[str, Any]) -> float | None:
+    """``walltime`` minus the sum of the phases: the time no phase names.
+
+    It is coffea's bookkeeping around ``process()`` and the few statements between
+    the clocks. The rule: ``0 <= gap <= PHASE_GAP_SECONDS +
+    PHASE_GAP_FRACTION * walltime`` (``processtime`` is coffea's ``time.time()``
+    difference, the others ``perf_counter``'s: the gap may dip a microsecond below
+    0). ``None`` when a phase or ``walltime`` is missing (a skipped chunk, records
+    of ``@track_sizes`` under another executor).
+
+    Examples
+    --------
+    >>> from coffea_sizing.records import phase_gap
+    >>> round(phase_gap({"walltime": 1.0, "loadtime": 0.0, "opentime": 0.1,
+    ...                  "buildtime": 0.2,
+    ...                  "processtime": 0.6, "outputtime": 0.05,
+    ...                  "sizing_overhead": 0.001}), 3)
+    0.049
+    >>> phase_gap({"walltime": 1.0}) is None
+    True
+    """
+    values: list[float] = []
+    for name in ("walltime", *PHASE_FIELDS):
+        value = record.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        values.append(float(value))
+    return values[0] - sum(values[1:])
 
 
 def fields_markdown(fields: Iterable[str]) -> str:
@@ -474,6 +564,7 @@ _INT_FIELDS = frozenset(
     {
         "entries",
         "bytesread",
+        "read_requests",
         "output_pickled_bytes",
         "output_compressed_bytes",
         "mem_peak_bytes",
@@ -487,6 +578,11 @@ _INT_FIELDS = frozenset(
 )
 _FLOAT_FIELDS = frozenset(
     {
+        "loadtime",
+        "opentime",
+        "buildtime",
+        "outputtime",
+        "readtime",
         "processtime",
         "walltime",
         "cputime",
@@ -497,6 +593,7 @@ _FLOAT_FIELDS = frozenset(
 )
 _BOOL_FIELDS = frozenset({"skipped", "mem_shared", "process_mem_shared"})
 _STR_LIST_FIELDS = frozenset({"columns", "columns_read"})
+_STR_FIELDS = frozenset({"protocol"})
 
 
 def _well_typed(name: str, value: Any) -> bool:
@@ -508,6 +605,8 @@ def _well_typed(name: str, value: Any) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if name in _BOOL_FIELDS:
         return isinstance(value, bool)
+    if name in _STR_FIELDS:
+        return isinstance(value, str)
     if name in _STR_LIST_FIELDS:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if name == "column_bytes":

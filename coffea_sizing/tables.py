@@ -71,6 +71,11 @@ _TIME_FIELDS = frozenset(
         "processtime",
         "walltime",
         "cputime",
+        "loadtime",
+        "opentime",
+        "buildtime",
+        "outputtime",
+        "readtime",
         "sizing_overhead",
         "process_walltime",
         "process_cputime",
@@ -94,6 +99,7 @@ _TEXT_FIELDS = frozenset(
         "quantity",
         "method",
         "note",
+        "protocol",
     }
 )
 _FLAG_FIELDS = frozenset(

@@ -24,6 +24,13 @@ from coffea import processor
 from coffea.nanoevents import NanoAODSchema
 
 from coffea_sizing import CHUNK_FIELDS, MERGE_FIELDS, SizingDaskExecutor
+from coffea_sizing.records import (
+    PHASE_FIELDS,
+    PHASE_GAP_FRACTION,
+    PHASE_GAP_SECONDS,
+    phase_gap,
+)
+from servers import XRootDServer
 
 mpl.use("Agg")
 
@@ -160,6 +167,21 @@ def generated_file(tmp_path_factory: pytest.TempPathFactory, ttbar_file: str) ->
     path = tmp_path_factory.mktemp("gen") / "generated_20k.root"
     make_nanoaod(path, 20_000, events_per_basket=1_000, seed=1, source=ttbar_file)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def xrootd(ttbar_file: str, generated_file: str) -> Iterator[XRootDServer]:
+    """A real ``xrootd`` on 127.0.0.1 serving the ttbar and the generated file; the
+    fixture owns the process and stops it at the end of the session."""
+    if shutil.which("xrootd") is None:
+        pytest.skip(
+            "no xrootd executable: install Debian's xrootd-server (apt-get install "
+            "xrootd-server, as .ci/run does) to run the XRootD tests"
+        )
+    with XRootDServer() as server:
+        server.add(ttbar_file)
+        server.add(generated_file)
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -311,6 +333,22 @@ class DieOnceAfter(JetProcessor):
         return super().process(events)
 
 
+class SlowBigOutput(JetProcessor):
+    """Sleeps ``pause`` s in ``process()`` and returns ``nbytes`` of random bytes
+    besides the jets: a phase of known length and an output that takes time to
+    count and compress."""
+
+    def __init__(self, pause: float, nbytes: int) -> None:
+        super().__init__()
+        self.pause, self.nbytes = pause, nbytes
+
+    def process(self, events: Any) -> dict[str, object]:
+        time.sleep(self.pause)
+        out = super().process(events)
+        out["blob"] = os.urandom(self.nbytes)
+        return out
+
+
 @pytest.fixture
 def jet_processor() -> JetProcessor:
     return JetProcessor()
@@ -350,9 +388,14 @@ def expected_merges(n_chunks: int, treereduction: int) -> int:
 
 
 def check_invariants(
-    report: dict[str, Any], *, compressed: bool = True, retried: bool = False
+    report: dict[str, Any],
+    *,
+    compressed: bool = True,
+    retried: bool = False,
+    protocol: str = "file",
 ) -> None:
-    """One record per chunk, bytes and entries add up, every field sane.
+    """One record per chunk, bytes and entries add up, every field sane, the phases
+    add up (:func:`check_phases`) and the reads are the file source's.
 
     ``retried``: chunks may have run more than once (workers lost or retired
     mid-run), else each ran exactly once."""
@@ -383,13 +426,13 @@ def check_invariants(
         assert r["mem_usage_bytes"] >= 0
         assert r["mem_shared"] is False  # one thread per worker
         assert r["compute_stop"] >= r["compute_start"]
-        # no relation between the two that load cannot break (a slow pickling can
-        # outlast a fast chunk); both are parts of the task's compute window
+        # walltime covers the whole task, the measuring included (so the overhead
+        # never exceeds it); the task is inside the worker's compute window (1 ms:
+        # the worker's time() and the task's perf_counter() are two clocks)
         assert math.isfinite(r["sizing_overhead"])
-        assert r["sizing_overhead"] >= 0
-        window = r["compute_stop"] - r["compute_start"]
-        # 1 ms: the worker's time() and the task's perf_counter() are two clocks
-        assert r["walltime"] + r["sizing_overhead"] <= window + 1e-3
+        assert r["walltime"] <= r["compute_stop"] - r["compute_start"] + 1e-3
+        check_phases(r)
+        check_reads(r, protocol)
         assert {"Jet_pt", "nJet"} <= set(r["columns"])
         if compressed:
             # the scheduler's nbytes of a chunk task is the compressed payload
@@ -464,3 +507,28 @@ def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(timeout=30)
         except subprocess.TimeoutExpired:  # pragma: no cover
             p.kill()
+
+
+def check_phases(r: dict[str, Any]) -> None:
+    """The phases of a chunk task add up to its walltime (records.phase_gap's rule)."""
+    for name in PHASE_FIELDS:
+        assert r[name] >= 0, (name, r[name])
+    assert r["loadtime"] > 0
+    assert r["opentime"] > 0
+    assert r["buildtime"] > 0
+    assert 0 < r["sizing_overhead"] <= r["walltime"]
+    gap = phase_gap(r)
+    assert gap is not None
+    # processtime is coffea's time.time() difference, the rest perf_counter's
+    assert -1e-3 <= gap <= PHASE_GAP_SECONDS + PHASE_GAP_FRACTION * r["walltime"], (
+        {name: r[name] for name in ("walltime", *PHASE_FIELDS)},
+        gap,
+    )
+
+
+def check_reads(r: dict[str, Any], protocol: str) -> None:
+    """What a chunk's reads cost: the opening's two requests and the tree's metadata
+    at least; the time blocked in them inside the phases that read."""
+    assert r["protocol"] == protocol
+    assert r["read_requests"] >= 3
+    assert 0 < r["readtime"] <= r["opentime"] + r["buildtime"] + r["processtime"]

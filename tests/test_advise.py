@@ -449,3 +449,87 @@ def test_advice_report_fits_a_1400_px_window(
     headers = re.findall(r'<th [^>]*class="col_heading[^>]*>([^<]*)</th>', text)
     assert headers
     assert not any("_" in h for h in headers), headers
+
+
+# ------------------------------------------------------------ phase findings
+class Sleeper(BranchSweepProcessor):
+    """Reads 3 branches, then sleeps: wall time far above CPU time, no reads."""
+
+    def __init__(self, pause: float) -> None:
+        super().__init__(3)
+        self.pause = pause
+
+    def process(self, events: Any) -> Any:
+        import time
+
+        time.sleep(self.pause)
+        return super().process(events)
+
+
+@pytest.fixture(scope="module")
+def sleepy(client: Any, generated_file: str) -> Any:
+    return run(client, generated_file, 5_000, Sleeper(1.0))
+
+
+def test_stragglers_name_the_phase(reports: dict[int, Any]) -> None:
+    """The slowest chunk's extra time is named by the phase it went to."""
+
+    def straggler(**extra: float) -> str:
+        records = [dict(r) for r in reports[SIZE_A]["sizing"]]
+        for name, seconds in extra.items():
+            records[3][name] += seconds
+        records[3]["walltime"] += 49.0
+        found = {f.code: f for f in advise({"sizing": records}).findings}
+        return found["stragglers"].message
+
+    assert "spent" in straggler(opentime=49.0)
+    assert "opening the file against a median of" in straggler(opentime=49.0)
+    assert "building NanoEvents" in straggler(buildtime=49.0)
+    processing = straggler(processtime=49.0)
+    assert "processing against" in processing
+    assert "what process() does" in processing
+    blocked = straggler(processtime=49.0, readtime=45.0)
+    assert "blocked in reads" in blocked
+    assert "none of that chunk's phases" in straggler()
+    # records without phases: as before
+    old = [
+        {k: v for k, v in r.items() if k not in ("opentime", "buildtime", "loadtime")}
+        for r in reports[SIZE_A]["sizing"]
+    ]
+    old[3]["walltime"] = 50.0
+    text = {f.code: f for f in advise({"sizing": old}).findings}["stragglers"].message
+    assert "look at those files and workers" in text
+
+
+def test_cpu_starved_appears_when_wall_is_not_cpu_nor_reads(sleepy: Any) -> None:
+    """A chunk that sleeps a second: far more wall than CPU time, no reads."""
+    codes = {f.code: f for f in advise(sleepy).findings}
+    assert "cpu-starved" in codes
+    assert "oversubscribed" in codes["cpu-starved"].message
+    # processing (1 s of sleep) is more than opening and building
+    assert "open-dominated" not in codes
+    assert "latency-bound" not in codes
+
+
+def test_cpu_starved_not_without_the_gap_or_with_reads(sleepy: Any) -> None:
+    busy = [dict(r, cputime=0.9 * r["walltime"]) for r in sleepy["sizing"]]
+    assert "cpu-starved" not in {f.code for f in advise({"sizing": busy}).findings}
+    # blocked in reads (with few, large requests): the reads explain the wall time
+    reading = [
+        dict(r, readtime=0.6 * r["walltime"], read_requests=3, bytesread=3 * 10**7)
+        for r in sleepy["sizing"]
+    ]
+    codes = {f.code for f in advise({"sizing": reading}).findings}
+    assert "cpu-starved" not in codes
+    assert "latency-bound" not in codes  # 10 MB requests are not small
+
+
+def test_open_dominated_on_a_file_of_many_branches(
+    client: Any, ttbar_file: str
+) -> None:
+    """ttbar (1,000+ branches, 200 events): opening and building cost more than
+    processing a chunk of 50 events."""
+    report = run(client, ttbar_file, 50)
+    found = {f.code: f for f in advise(report).findings}
+    assert "open-dominated" in found
+    assert "Fewer, larger chunks" in found["open-dominated"].message

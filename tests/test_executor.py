@@ -18,7 +18,14 @@ from coffea_sizing import (
 )
 from coffea_sizing.plugin import scheduler_state
 
-from conftest import CLEAN_STATE, JetProcessor, check_invariants, expected_merges, run
+from conftest import (
+    CLEAN_STATE,
+    JetProcessor,
+    SlowBigOutput,
+    check_invariants,
+    expected_merges,
+    run,
+)
 
 pytestmark = pytest.mark.executor
 
@@ -38,6 +45,37 @@ def test_real_file_invariants(client: Any, ttbar_file: str) -> None:
     assert len(merge_table(report)) == len(report["sizing_merges"])
 
 
+@pytest.mark.parametrize("compression", [1, None])
+def test_phases_are_timed_where_they_happen(
+    client: Any, ttbar_file: str, compression: int | None
+) -> None:
+    """Each phase is timed around its own work: a 0.3 s sleep in ``process()`` is
+    in ``processtime`` and nowhere else, compressing 4 MB of output is in
+    ``outputtime``, counting it in ``sizing_overhead``; the phases add up to
+    ``walltime`` (check_invariants) and the measuring never exceeds it."""
+    proc = SlowBigOutput(pause=0.3, nbytes=4_000_000)
+    _, report = run(
+        client,
+        {"ttbar": [ttbar_file]},
+        chunksize=100,
+        proc=proc,
+        compression=compression,
+    )
+    check_invariants(report, compressed=compression is not None)
+    for r in report["sizing"]:
+        assert r["processtime"] >= 0.3
+        assert r["opentime"] < r["walltime"] - 0.3
+        assert r["buildtime"] < r["walltime"] - 0.3
+        # the tree's metadata was read once, by the timed lookup: bytes unchanged
+        assert r["bytesread"] == 336_624
+        assert r["output_pickled_bytes"] > 4_000_000
+        if compression is None:
+            assert r["outputtime"] == 0.0
+        else:
+            assert r["outputtime"] > 0.0
+            assert r["output_compressed_bytes"] > 4_000_000  # random: no gain
+
+
 def test_generated_file_invariants(client: Any, generated_file: str) -> None:
     out, report = run(client, {"gen": [generated_file]}, chunksize=1_500)
     assert report["chunks"] >= 10
@@ -46,6 +84,24 @@ def test_generated_file_invariants(client: Any, generated_file: str) -> None:
     assert out["nevents"] == 20_000
     # real baskets: bytes beyond the header differ between chunks
     assert len({r["bytesread"] for r in report["sizing"]}) > 1
+    # ... and take requests of their own beyond the opening and the tree's metadata
+    assert all(r["read_requests"] > 3 for r in report["sizing"])
+
+
+def test_reads_of_a_chunk_are_those_of_its_file_source(
+    client: Any, generated_file: str
+) -> None:
+    """``read_requests`` is the file source's count: a chunk that reads more
+    columns makes more requests, of the same file."""
+    one, two = (
+        run(client, {"gen": [generated_file]}, chunksize=5_000, proc=proc)[1]
+        for proc in (JetProcessor(), JetProcessor(eta=True))
+    )
+    check_invariants(one)
+    check_invariants(two)
+    for r1, r2 in zip(one["sizing"], two["sizing"], strict=True):
+        assert r2["read_requests"] > r1["read_requests"]
+        assert r2["bytesread"] > r1["bytesread"]
 
 
 def test_output_identical_to_dask_executor(client: Any, generated_file: str) -> None:
