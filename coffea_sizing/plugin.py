@@ -126,26 +126,6 @@ def _worker_memory(ws: Any) -> tuple[str | None, int | None, int | None]:
     )
 
 
-def _only_queued(ws: Any, ts: Any) -> bool:
-    """Whether a task on a worker that was lost only waited in its queue.
-
-    The scheduler gives a worker a few more tasks than it has threads; it learns
-    which ones run from the worker's heartbeats (``WorkerState.executing``). A task
-    not among them, while unfinished tasks among them filled every thread, never
-    started. When unsure (a task that died before a heartbeat told of it), it
-    counts as started. Runs only when a worker is lost, never per task.
-    """
-    executing = getattr(ws, "executing", None) or {}
-    if ts is None or ts in executing:
-        return False
-    running = sum(
-        1
-        for other in executing
-        if getattr(other, "state", None) not in ("memory", "erred", "forgotten")
-    )
-    return running >= (getattr(ws, "nthreads", 0) or 1)
-
-
 @dataclass
 class _Run:
     """What the scheduler holds for one run: its client and its tasks in flight."""
@@ -239,8 +219,6 @@ class SizingSchedulerPlugin(SchedulerPlugin):
             address = getattr(ws, "address", None)
             if address not in self.scheduler.workers:
                 run.lost.setdefault(key, []).append(_worker_memory(ws))
-                if _only_queued(ws, self.scheduler.tasks.get(key)):
-                    run.attempts[key] = max(0, run.attempts[key] - 1)
 
     def _finished(self, run: _Run, key: str, kwargs: dict[str, Any]) -> None:
         metadata = kwargs.get("metadata")

@@ -316,23 +316,6 @@ class SlowJet(JetProcessor):
         return super().process(events)
 
 
-class DieOnceAfter(JetProcessor):
-    """Kills its worker process ``delay`` s into the chunk starting at ``victim``,
-    the first time (``marker`` remembers)."""
-
-    def __init__(self, marker: str, victim: int, delay: float) -> None:
-        super().__init__()
-        self.marker, self.victim, self.delay = marker, victim, delay
-
-    def process(self, events: Any) -> dict[str, object]:
-        start = events.metadata["entrystart"]
-        if start == self.victim and not Path(self.marker).exists():
-            Path(self.marker).write_text("died once\n")
-            time.sleep(self.delay)  # heartbeats tell the scheduler it runs
-            os._exit(13)
-        return super().process(events)
-
-
 class SlowBigOutput(JetProcessor):
     """Sleeps ``pause`` s in ``process()`` and returns ``nbytes`` of random bytes
     besides the jets: a phase of known length and an output that takes time to

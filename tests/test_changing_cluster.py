@@ -20,7 +20,7 @@ import pytest
 
 from coffea_sizing.plugin import scheduler_state
 
-from conftest import DieOnceAfter, Hog, SlowJet, check_invariants, run, scaled
+from conftest import Hog, SlowJet, check_invariants, run, scaled
 
 pytestmark = pytest.mark.executor
 
@@ -318,37 +318,3 @@ def test_scheduler_killed_mid_run_fails_as_fast_as_dask_executor(
     print(f"seconds from the kill to the exception: {delays}")
     # generous: the old close waited out a 30 s connect timeout
     assert delays["sized"] < delays["plain"] + 10, delays
-
-
-@pytest.mark.slow
-def test_a_chunk_only_queued_on_a_worker_that_died_is_not_counted_as_started(
-    generated_file: str, tmp_path: Any
-) -> None:
-    """One worker, one thread: the scheduler gives it two chunks (the one running
-    and the next in its queue). The worker dies in the first: that chunk ran
-    twice, the queued one once."""
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            host="127.0.0.1",
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        marker = tmp_path / "died"
-        out, report = run(
-            client,
-            {"gen": [generated_file]},
-            chunksize=2_000,
-            proc=DieOnceAfter(str(marker), victim=4_000, delay=3.0),
-        )
-    assert marker.exists(), "the worker was never killed"
-    assert out["nevents"] == 20_000
-    check_invariants(report, retried=True)
-    attempts = {r["entrystart"]: r["attempts"] for r in report["sizing"]}
-    assert attempts.pop(4_000) == 2
-    assert set(attempts.values()) == {1}, attempts
