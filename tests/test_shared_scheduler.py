@@ -81,7 +81,8 @@ def _victim_run(
                 client,
                 {"gen": [generated_file]},
                 chunksize=1_000,
-                proc=SlowJet(0.3, str(marker)),
+                # 10 chunks a worker: the run outlasts the attacker's start
+                proc=SlowJet(scaled(0.7), str(marker)),
             )
         except BaseException as err:  # reported in the main thread
             box["error"] = err
@@ -119,7 +120,7 @@ def test_a_second_client_process_cannot_list_end_reopen_or_forge(
             ],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=scaled(120),
             check=False,
         )
         assert attacker.returncode == 0, attacker.stderr[-3000:]
