@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .findings import format_bytes, format_seconds, plural
-from .model import CHUNKS_PER_WORKER, HIGH_QUANTILE, DatasetModel, Fit
+from .model import CHUNKS_PER_WORKER, HIGH_QUANTILE, DatasetModel, Fit, static_chunks
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,15 +113,6 @@ class FilePlan:
     open_bytes: int | None
     exact: bool
     problem: str = ""
-
-
-def _static_chunks(num_entries: int, chunksize: int) -> list[tuple[int, int]]:
-    """coffea's static chunking (``FileMeta.chunks``)."""
-    if num_entries == 0:
-        return [(0, 0)]
-    n = max(round(num_entries / chunksize), 1)
-    size = math.ceil(num_entries / n)
-    return [(s, min(num_entries, s + size)) for s in range(0, num_entries, size)]
 
 
 def _open_file(
@@ -226,7 +217,7 @@ def _dataset_chunks(
             )
             total += float(table["predicted_bytesread"].sum())
         else:
-            chunks = _static_chunks(f.num_entries, chunksize)
+            chunks = static_chunks(f.num_entries, chunksize)
             exact = False
             fit = model.bytesread
             for a, b in chunks:

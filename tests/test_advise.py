@@ -9,6 +9,7 @@ several-fold between two runs of the same chunks (benchmarks/bench_advise.py).
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from typing import Any
@@ -31,7 +32,9 @@ from coffea_sizing import (
 )
 from coffea_sizing.advise import AdviceError
 from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
+from coffea_sizing.explain import phase_table
 from coffea_sizing.findings import format_bytes
+from coffea_sizing.model import MODEL_PHASES
 
 from conftest import SCIENTIFIC, JetProcessor, layout_in_chromium, needs_chromium
 
@@ -83,6 +86,54 @@ def test_prediction_against_a_second_run(
     assert 1 / TIME_FACTOR < predicted["walltime"] / wall < TIME_FACTOR
     assert predicted["mem_peak_high"] >= predicted["mem_peak_bytes"]
     assert predicted["walltime_high"] >= predicted["walltime"]
+    # the wall time is the sum of its phases, each fitted on its own
+    phases = [predicted[name] for name in MODEL_PHASES]
+    assert all(p >= 0 for p in phases)
+    assert math.isclose(sum(phases), predicted["walltime"], rel_tol=1e-9)
+
+
+def test_phases_scale_as_measured_at_the_other_size(reports: dict[int, Any]) -> None:
+    """From one chunk size the phases outside process() are fixed and process() is
+    per event: the prediction at the other size keeps the first and scales the
+    second by the entries, and the run at that size shows every phase measured."""
+    advice = advise(reports[SIZE_A])
+    model = advice.model["gen"]
+    assert set(model.phases) == set(MODEL_PHASES)
+    small, large = (advice.predict(s).iloc[0] for s in (SIZE_A, SIZE_B))
+    for name in ("loadtime", "opentime", "buildtime", "outputtime"):
+        assert small[name] == large[name]
+        assert model.phases[name].per_event == 0
+    ratio = large["entries_per_chunk"] / small["entries_per_chunk"]
+    assert math.isclose(
+        large["processtime"] / small["processtime"], ratio, rel_tol=0.05
+    )
+    measured = chunk_table(reports[SIZE_B])
+    for name in MODEL_PHASES[:-1]:
+        assert measured[name].notna().all(), name
+    # the per-file fixed terms are the file's own opening and building
+    assert set(model.file_walltime) == {model.files[0].filename}
+    # the text and the page show where a chunk's time goes
+    assert "Time per chunk, phase by phase" in str(advice)
+    table = phase_table(advice)
+    assert len(table) == len(MODEL_PHASES)
+    assert "Where a chunk's time goes" in advice.to_html()
+
+
+def test_records_without_phases_fit_the_wall_time_as_one(
+    reports: dict[int, Any],
+) -> None:
+    """Records saved before the phases existed (or of @track_sizes elsewhere): the
+    wall time is fitted as one number, and predict says the phases are unknown."""
+    own = ["loadtime", "opentime", "buildtime", "outputtime", "sizing_overhead"]
+    table = chunk_table(reports[SIZE_A]).drop(columns=own)
+    advice = advise(table)
+    assert advice.model["gen"].phases == {}
+    assert advice.model["gen"].walltime is not None
+    assert "process() time per event" in advice.model["gen"].walltime.method
+    predicted = advice.predict(SIZE_B).iloc[0]
+    assert all(math.isnan(predicted[name]) for name in MODEL_PHASES)
+    assert predicted["walltime"] > 0
+    assert "phase by phase" not in str(advice)
 
 
 def test_findings_follow_the_records(reports: dict[int, Any]) -> None:
@@ -442,10 +493,10 @@ def test_advice_report_fits_a_1400_px_window(
     shown = layout_in_chromium(page, tmp_path)
     assert shown["innerWidth"] == 1400
     assert shown["scrollWidth"] <= 1400, shown
-    assert len(shown["tables"]) == 3  # predicted, measured, model
+    assert len(shown["tables"]) == 4  # predicted, measured, model, phases
     assert max(shown["tables"]) <= shown["clientWidth"], shown
     opened = layout_in_chromium(page, tmp_path, open_details=True)
-    assert len(opened["tables"]) == 4
+    assert len(opened["tables"]) == 5
     assert opened["scrollWidth"] <= 1400, opened
 
     text = page.read_text(encoding="utf-8")

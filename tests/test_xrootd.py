@@ -132,6 +132,9 @@ def test_advise_opens_remote_metadata(
     model = advice.model["gen"]
     assert model.bytes_exact
     assert all(f.reachable and f.open_bytes for f in model.files)
+    # a remote file's reads cost a round trip per column and chunk: process()'s
+    # time blocked in them is a fixed term, the rest per event
+    assert "reads of remote files fixed" in model.phases["processtime"].method
     predicted = advice.predict(5_000).iloc[0]
     assert bool(predicted["bytes_exact"])
     # the prediction at 5,000 is what a run at 5,000 reads, to the byte
@@ -198,7 +201,7 @@ def test_advise_on_a_silent_server_gives_up_once(
 ) -> None:
     """Records of remote files whose server is gone: advise waits out the timeout
     once per host, names the files it could not open, and fits the bytes."""
-    monkeypatch.setattr(sys.modules["coffea_sizing.advise"], "REMOTE_TIMEOUT", 1)
+    monkeypatch.setattr(sys.modules["coffea_sizing.model"], "REMOTE_TIMEOUT", 1)
     _, report = remote_and_local["gen", "remote"]
     gone = f"root://127.0.0.1:{free_port()}"
     records = [
