@@ -56,6 +56,7 @@ __all__ = [
     "merge_table",
     "pack_record",
     "phase_gap",
+    "phase_gap_limit",
     "plain_value",
     "unpack_record",
 ]
@@ -189,7 +190,8 @@ FIELD_DOCS: dict[str, str] = {
         "the whole task, the measuring included (seconds): `loadtime + opentime + "
         "buildtime + processtime + outputtime + sizing_overhead` plus what no phase "
         "names (coffea's bookkeeping), which "
-        "is at most 25 ms + 5% of `walltime` (`phase_gap`)"
+        "is at most 25 ms + 5% of `walltime`, stretched by `walltime / cputime` "
+        "when the thread waited for a CPU (`phase_gap`, `phase_gap_limit`)"
     ),
     "cputime": "CPU time of the task's thread in coffea's work function (seconds)",
     "loadtime": (
@@ -312,6 +314,32 @@ def phase_gap(record: Mapping[str, Any]) -> float | None:
             return None
         values.append(float(value))
     return values[0] - sum(values[1:])
+
+
+def phase_gap_limit(record: Mapping[str, Any]) -> float:
+    """The most :func:`phase_gap` may be for ``record``: ``PHASE_GAP_SECONDS +
+    PHASE_GAP_FRACTION * walltime``, stretched by ``walltime / cputime`` when the
+    task's thread waited for a CPU.
+
+    On an oversubscribed machine (more busy threads than cores) every stretch of the
+    task takes longer than its CPU time, the few statements between the clocks
+    too; the stretch is the record's own measure of that wait (1 for a task that
+    never waited: ``cputime`` equal to ``walltime``, or unknown).
+
+    Examples
+    --------
+    >>> from coffea_sizing.records import phase_gap_limit
+    >>> round(phase_gap_limit({"walltime": 1.0, "cputime": 1.0}), 3)
+    0.075
+    >>> round(phase_gap_limit({"walltime": 1.0, "cputime": 0.25}), 3)  # waited 3/4
+    0.3
+    """
+    wall = float(record.get("walltime") or 0.0)
+    cpu = record.get("cputime")
+    stretch = 1.0
+    if isinstance(cpu, int | float) and not isinstance(cpu, bool) and 0 < cpu < wall:
+        stretch = wall / float(cpu)
+    return (PHASE_GAP_SECONDS + PHASE_GAP_FRACTION * wall) * stretch
 
 
 def fields_markdown(fields: Iterable[str]) -> str:

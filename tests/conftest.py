@@ -26,9 +26,8 @@ from coffea.nanoevents import NanoAODSchema
 from coffea_sizing import CHUNK_FIELDS, MERGE_FIELDS, SizingDaskExecutor
 from coffea_sizing.records import (
     PHASE_FIELDS,
-    PHASE_GAP_FRACTION,
-    PHASE_GAP_SECONDS,
     phase_gap,
+    phase_gap_limit,
 )
 from servers import XRootDServer
 
@@ -503,8 +502,8 @@ def check_phases(r: dict[str, Any]) -> None:
     gap = phase_gap(r)
     assert gap is not None
     # processtime is coffea's time.time() difference, the rest perf_counter's
-    assert -1e-3 <= gap <= PHASE_GAP_SECONDS + PHASE_GAP_FRACTION * r["walltime"], (
-        {name: r[name] for name in ("walltime", *PHASE_FIELDS)},
+    assert -1e-3 <= gap <= phase_gap_limit(r), (
+        {name: r[name] for name in ("walltime", "cputime", *PHASE_FIELDS)},
         gap,
     )
 
