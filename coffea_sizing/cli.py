@@ -535,7 +535,7 @@ def _configure_chunks(parser: argparse.ArgumentParser) -> None:
 
 
 def _branch_count(text: str) -> int:
-    from .compare import SWEEP_BRANCHES
+    from .sweep import SWEEP_BRANCHES
 
     try:
         value = int(text)
@@ -551,16 +551,16 @@ def _run_chunks(args: argparse.Namespace) -> int:
     import pandas as pd
     from coffea import processor
 
-    from .compare import (
+    from .executor import SizingDaskExecutor
+    from .filesets import FilesetError
+    from .findings import format_bytes, plural
+    from .records import chunk_table
+    from .sweep import (
         BranchSweepProcessor,
         SweepSchema,
         _check_fileset,
         _chunksize_for,
     )
-    from .executor import SizingDaskExecutor
-    from .filesets import FilesetError
-    from .findings import format_bytes, plural
-    from .records import chunk_table
     from .tables import CHUNK_COLUMNS, to_text
 
     proc = BranchSweepProcessor(args.branches)
@@ -642,8 +642,8 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from .compare import _check_fileset, branch_sweep
     from .filesets import FilesetError
+    from .sweep import _check_fileset, branch_sweep
     from .tables import MEANINGS, SUMMARY_COLUMNS, to_text
 
     try:

@@ -30,8 +30,8 @@ from coffea_sizing import (
     track_sizes,
 )
 from coffea_sizing.advise import AdviceError
-from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
 from coffea_sizing.findings import format_bytes
+from coffea_sizing.sweep import BranchSweepProcessor, SweepSchema
 
 from conftest import SCIENTIFIC, JetProcessor, layout_in_chromium, needs_chromium
 
