@@ -13,7 +13,7 @@ Not here: the sweep's tables, findings and CSV files are
 :mod:`coffea_sizing.sweepdata`, below the figure and the report);
 ``SweepResult.plot()`` and ``SweepResult.save()`` only hand it down to
 :mod:`coffea_sizing.plot` and :mod:`coffea_sizing.report`. The CLI's ``sweep``
-and ``chunks`` subcommands are in :mod:`coffea_sizing.cli`.
+and ``chunks`` subcommands are in ``coffea_sizing._cli_sweep``.
 """
 
 from __future__ import annotations
