@@ -41,8 +41,8 @@ import hist
 from coffea import processor
 
 from coffea_sizing import SizingDaskExecutor, advise, chunk_table
-from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
 from coffea_sizing.datasets import make_nanoaod
+from coffea_sizing.sweep import BranchSweepProcessor, SweepSchema
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

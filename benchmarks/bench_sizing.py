@@ -11,7 +11,7 @@ Three parts, one ``LocalCluster(n_workers=2, threads_per_worker=1)`` shared by a
 
 1. *Overhead*: the wall time of ``Runner(...)`` for four variants on the same
    generated NanoAOD-like file (1,000,000 events, chunksize 100,000, the 10-branch
-   :class:`~coffea_sizing.compare.BranchSweepProcessor`):
+   :class:`~coffea_sizing.sweep.BranchSweepProcessor`):
 
    A. ``DaskExecutor`` (plain coffea),
    A2. A again: its ratio to A is the noise floor of the machine,
@@ -66,9 +66,9 @@ from coffea.nanoevents import BaseSchema
 
 import coffea_sizing
 from coffea_sizing import SizingDaskExecutor, chunk_table, track_sizes
-from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
 from coffea_sizing.plugin import scheduler_state
 from coffea_sizing.records import CLIENT_FIELDS, pack_record
+from coffea_sizing.sweep import BranchSweepProcessor, SweepSchema
 
 # Workers cannot import this file: ship what it defines by value (as a notebook's).
 if __name__ != "__main__" and __name__ in sys.modules:
@@ -599,7 +599,7 @@ def bench_sweep_throughput(client: Any, cfg: Config) -> dict[str, Any]:
     compressed by the same coffea code), but records nothing: its output MB/s uses
     the ``output_compressed_bytes`` measured by B on the same chunks.
     """
-    from coffea_sizing.compare import SWEEP_BRANCHES
+    from coffea_sizing.sweep import SWEEP_BRANCHES
 
     path = cached_nanoaod(cfg.cache_dir, cfg.events, cfg.events_per_basket)
     fileset = {"generated": [path]}

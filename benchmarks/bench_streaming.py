@@ -247,8 +247,8 @@ def bench_tiny_chunks(n_chunks: int, rounds: int) -> dict[str, Any]:
     from distributed import Client, LocalCluster
 
     from coffea_sizing import SizingDaskExecutor, track_sizes
-    from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
     from coffea_sizing.datasets import make_nanoaod
+    from coffea_sizing.sweep import BranchSweepProcessor, SweepSchema
 
     events_per_chunk = 10
     cache = pathlib.Path(

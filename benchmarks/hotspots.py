@@ -188,7 +188,7 @@ def section_end_to_end(
     from distributed import Client, LocalCluster
 
     from coffea_sizing import SizingDaskExecutor, track_sizes
-    from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
+    from coffea_sizing.sweep import BranchSweepProcessor, SweepSchema
 
     def run(client: Any) -> list[dict[str, Any]]:
         runner = processor.Runner(

@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from distributed import Client, LocalCluster
 
     from coffea_sizing import SizingDaskExecutor, track_sizes
-    from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
+    from coffea_sizing.sweep import BranchSweepProcessor, SweepSchema
 
     path = cached_nanoaod(
         str(_default_cache_dir()), args.events, max(1, args.chunksize // 10)

@@ -794,7 +794,7 @@ class SizingDaskExecutor(DaskExecutor):
     >>> from coffea import processor
     >>> from distributed import Client, LocalCluster
     >>> from coffea_sizing import SizingDaskExecutor, chunk_table
-    >>> from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
+    >>> from coffea_sizing.sweep import BranchSweepProcessor, SweepSchema
     >>> from coffea_sizing.datasets import ttbar_path
     >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
     ...     with Client(cluster) as client:

@@ -1,6 +1,6 @@
 """Findings and the units they are written in.
 
-Covers the :class:`Finding` type that the sweep (:mod:`coffea_sizing.compare`) and
+Covers the :class:`Finding` type that the sweep (:mod:`coffea_sizing.sweepdata`) and
 the advice both return, and the one formatter of bytes, seconds and counts that
 every message, table and figure uses. Does not decide what to find (that is the
 caller's) or draw anything (:mod:`coffea_sizing.plot`). Imports nothing else from

@@ -1,10 +1,13 @@
 """The branch sweep's figure: one function per panel, each drawing on a given axis.
 
-:func:`sweep_figure` draws what a :class:`~coffea_sizing.compare.SweepResult`
-measured in six panels, one series per dataset against the number of branches read;
-each panel is its own function (``draw_bytes_read(result, ax)``, ...; see
-:data:`PANELS`) that draws on the :class:`~matplotlib.axes.Axes` it is given, so a
-panel can go into any figure. The HTML report is :mod:`coffea_sizing.report`; the
+:func:`sweep_figure` draws what a sweep measured
+(:class:`~coffea_sizing.sweepdata.SweepData`, which the
+:class:`~coffea_sizing.sweep.SweepResult` of a run is) in six panels, one series per
+dataset against the number of branches read; each panel is its own function
+(``draw_bytes_read(result, ax)``, ...; see :data:`PANELS`) that draws on the
+:class:`~matplotlib.axes.Axes` it is given, so a panel can go into any figure. The
+sweep's tables come from :mod:`coffea_sizing.sweepdata`, below this module: nothing
+here calls back into the sweep. The HTML report is :mod:`coffea_sizing.report`; the
 tables' units are :mod:`coffea_sizing.tables`.
 
 Matplotlib is imported only when a figure is drawn, and only through its
@@ -22,14 +25,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .findings import format_bytes, plural
+from .sweepdata import SweepData, _check_result
 from .tables import byte_unit
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-    from .compare import SweepResult
 
 __all__ = [
     "ADVICE_FIGURE_SIZE",
@@ -98,7 +100,7 @@ def _numeric(series: pd.Series) -> pd.Series:
 class _Style:
     """Colours and markers of the datasets and branch counts, the same in every panel."""
 
-    def __init__(self, result: SweepResult) -> None:
+    def __init__(self, result: SweepData) -> None:
         from matplotlib import colormaps
 
         summary = result.summary
@@ -121,23 +123,6 @@ class _Style:
         self.sizes = {d: max(4.0, 9.0 - 2.0 * i) for i, d in enumerate(self.datasets)}
 
 
-def _check_result(result: SweepResult) -> None:
-    chunks = getattr(result, "chunks", None)
-    if chunks is None or not hasattr(chunks, "columns"):
-        raise TypeError(
-            f"expected a SweepResult (from branch_sweep), got {type(result).__name__}"
-        )
-    if len(chunks) == 0:
-        raise ValueError("the sweep result holds no chunks: nothing to plot")
-    missing = [
-        c
-        for c in ("dataset", "branches", "bytesread", "task_nbytes")
-        if c not in chunks.columns
-    ]
-    if missing:
-        raise ValueError(f"the chunk table lacks column(s): {', '.join(missing)}")
-
-
 def _setup_axis(ax: Axes, counts: Sequence[int], title: str) -> None:
     ax.set_title(title, fontsize=11, loc="left")
     ax.set_xticks(list(counts))
@@ -156,7 +141,7 @@ def _hep_ticks(ax: Axes) -> None:
 
 def _dataset_lines(
     ax: Axes,
-    result: SweepResult,
+    result: SweepData,
     column: str,
     size: float,
     style: _Style,
@@ -177,7 +162,7 @@ def _dataset_lines(
         )
 
 
-def _correlation_text(result: SweepResult) -> str:
+def _correlation_text(result: SweepData) -> str:
     """Pearson r per dataset (never pooled), wrapped to fit above a panel."""
     parts = []
     for _, row in result.correlations.iterrows():
@@ -203,7 +188,7 @@ def _correlation_text(result: SweepResult) -> str:
 
 
 # ====================================================================== panels
-def draw_bytes_read(result: SweepResult, ax: Axes) -> None:
+def draw_bytes_read(result: SweepData, ax: Axes) -> None:
     """(a) Total bytes read per branch count; crosses: predicted from metadata.
 
     Log y when the datasets differ by more than a factor 30.
@@ -245,7 +230,7 @@ def draw_bytes_read(result: SweepResult, ax: Axes) -> None:
     ax.legend(fontsize=8, loc="upper left", ncol=2)
 
 
-def draw_task_output(result: SweepResult, ax: Axes) -> None:
+def draw_task_output(result: SweepData, ax: Axes) -> None:
     """(b) Total task output: the scheduler's ``task_nbytes`` summed over chunks.
 
     Examples
@@ -270,7 +255,7 @@ def draw_task_output(result: SweepResult, ax: Axes) -> None:
     ax.legend(fontsize=8, loc="best")
 
 
-def draw_output_per_chunk(result: SweepResult, ax: Axes) -> None:
+def draw_output_per_chunk(result: SweepData, ax: Axes) -> None:
     """(c) Mean task output per chunk (solid) and mean pickled output (dashed).
 
     A series drawn later is thinner and has smaller markers, so a series exactly
@@ -318,7 +303,7 @@ def draw_output_per_chunk(result: SweepResult, ax: Axes) -> None:
     ax.legend(fontsize=8, loc="best")
 
 
-def draw_growth(result: SweepResult, ax: Axes) -> None:
+def draw_growth(result: SweepData, ax: Axes) -> None:
     """(d) Each quantity over its value at the first branch count.
 
     Bytes read, its payload, task nbytes and the pickled output; the grey dotted
@@ -398,7 +383,7 @@ def draw_growth(result: SweepResult, ax: Axes) -> None:
         )
 
 
-def draw_open_payload(result: SweepResult, ax: Axes) -> None:
+def draw_open_payload(result: SweepData, ax: Axes) -> None:
     """(e) Bytes read split into opening (hatched) and payload (solid), stacked.
 
     The open share is written above each bar; the split is the decorator's
@@ -480,7 +465,7 @@ def draw_open_payload(result: SweepResult, ax: Axes) -> None:
     )
 
 
-def draw_chunk_scatter(result: SweepResult, ax: Axes) -> None:
+def draw_chunk_scatter(result: SweepData, ax: Axes) -> None:
     """(f) Every chunk: bytes read vs task nbytes, coloured by branch count.
 
     One marker per dataset; the title gives Pearson's r of each dataset (never
@@ -545,7 +530,7 @@ def draw_chunk_scatter(result: SweepResult, ax: Axes) -> None:
 
 
 #: The panel functions of :func:`sweep_figure`, in the order of :data:`PANEL_TITLES`.
-PANELS: tuple[Callable[[SweepResult, Axes], None], ...] = (
+PANELS: tuple[Callable[[SweepData, Axes], None], ...] = (
     draw_bytes_read,
     draw_task_output,
     draw_output_per_chunk,
@@ -556,7 +541,7 @@ PANELS: tuple[Callable[[SweepResult, Axes], None], ...] = (
 
 
 # ====================================================================== figure
-def sweep_figure(result: SweepResult) -> Figure:
+def sweep_figure(result: SweepData) -> Figure:
     """Draw the branch sweep: six panels against the number of branches read.
 
     One series (colour) per dataset; the panels are the functions of
@@ -577,8 +562,9 @@ def sweep_figure(result: SweepResult) -> Figure:
 
     Parameters
     ----------
-    result : SweepResult
-        What :func:`~coffea_sizing.compare.branch_sweep` returned.
+    result : SweepData
+        What :func:`~coffea_sizing.sweep.branch_sweep` returned, or any
+        :class:`~coffea_sizing.sweepdata.SweepData`.
 
     Returns
     -------

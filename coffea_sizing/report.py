@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .findings import plural
+from .sweepdata import SweepData, _check_result
 from .tables import CHUNK_COLUMNS, MEANINGS, SUMMARY_COLUMNS, label, styled
 
 if TYPE_CHECKING:
     import jinja2
     import pandas as pd
     from matplotlib.figure import Figure
-
-    from .compare import SweepResult
 
 __all__ = [
     "MAX_HTML_CHUNK_ROWS",
@@ -153,7 +152,7 @@ def _alt_text(summary: pd.DataFrame) -> str:
 
 
 def render_html(
-    result: SweepResult,
+    result: SweepData,
     *,
     png: bytes | None = None,
     max_chunk_rows: int = MAX_HTML_CHUNK_ROWS,
@@ -170,8 +169,9 @@ def render_html(
 
     Parameters
     ----------
-    result : SweepResult
-        What :func:`~coffea_sizing.compare.branch_sweep` returned.
+    result : SweepData
+        What :func:`~coffea_sizing.sweep.branch_sweep` returned, or any
+        :class:`~coffea_sizing.sweepdata.SweepData`.
     png : bytes, optional
         The figure as PNG bytes, if already rendered (:func:`save_report` passes
         the bytes of ``sweep.png``); default: draw it.
@@ -193,7 +193,7 @@ def render_html(
     >>> "data:image/png;base64," in page
     True
     """
-    from .plot import _check_result, sweep_figure
+    from .plot import sweep_figure
 
     if max_chunk_rows < 0:
         raise ValueError(f"max_chunk_rows must be >= 0, got {max_chunk_rows}")
@@ -247,13 +247,13 @@ def render_html(
 
 
 def save_report(
-    result: SweepResult, directory: str | os.PathLike[str]
+    result: SweepData, directory: str | os.PathLike[str]
 ) -> dict[str, Path]:
     """Write the sweep's tables, figure and HTML report into ``directory``.
 
     Files written (the directory is created if needed; existing files of these
     names are replaced): the CSV tables of
-    :meth:`~coffea_sizing.compare.SweepResult.to_csv` (``chunks.csv``,
+    :meth:`~coffea_sizing.sweepdata.SweepData.to_csv` (``chunks.csv``,
     ``summary.csv``, ``ratios.csv``, ``correlations.csv``, ``merges.csv``,
     ``runs.csv``), ``sweep.png`` (:func:`~coffea_sizing.plot.sweep_figure` at 100
     dpi, 1400 x 900 px) and ``report.html`` (:func:`render_html`, with the same
@@ -261,8 +261,9 @@ def save_report(
 
     Parameters
     ----------
-    result : SweepResult
-        What :func:`~coffea_sizing.compare.branch_sweep` returned.
+    result : SweepData
+        What :func:`~coffea_sizing.sweep.branch_sweep` returned, or any
+        :class:`~coffea_sizing.sweepdata.SweepData`.
     directory : str or path-like
         Output directory.
 
@@ -281,7 +282,7 @@ def save_report(
     ['chunks.csv', 'correlations.csv', 'merges.csv', 'ratios.csv', 'report.html',
      'runs.csv', 'summary.csv', 'sweep.png']
     """
-    from .plot import _check_result, sweep_figure
+    from .plot import sweep_figure
 
     _check_result(result)
     paths = result.to_csv(directory)

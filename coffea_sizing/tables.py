@@ -7,7 +7,7 @@ values; :func:`to_text` renders a table for the terminal, :func:`styled` as a pa
 :class:`~pandas.io.formats.style.Styler` for the HTML report and the docs. The short
 default column sets (:data:`SUMMARY_COLUMNS`, :data:`CHUNK_COLUMNS`) and the meaning
 of each field (:data:`MEANINGS`) live here too. Does not compute the tables
-(:mod:`coffea_sizing.records`, :mod:`coffea_sizing.compare`) and draws nothing.
+(:mod:`coffea_sizing.records`, :mod:`coffea_sizing.sweepdata`) and draws nothing.
 """
 
 from __future__ import annotations

@@ -34,9 +34,9 @@ from coffea import processor
 from distributed import Client, LocalCluster
 
 from coffea_sizing import SizingDaskExecutor, advise, save_records
-from coffea_sizing.compare import SweepSchema
 from coffea_sizing.datasets import default_fileset
 from coffea_sizing.report import save_advice_report
+from coffea_sizing.sweep import SweepSchema
 
 #: Deliberately small chunks: 4 of the 200-event file, 20 of the generated file.
 CHUNKSIZE = 5_000

@@ -5,11 +5,11 @@ branches (Jet pt/eta/phi/mass, Electron pt/eta, Muon pt/eta, MET pt/phi, cumulat
 and asked whether the input coffea reports (``bytesread``) and the size the Dask
 scheduler records for each chunk's result (``TaskState.nbytes``) grow together. This
 script does the same study with the library:
-:class:`~coffea_sizing.compare.BranchSweepProcessor` is that processor,
-:func:`~coffea_sizing.compare.branch_sweep` runs it with
+:class:`~coffea_sizing.sweep.BranchSweepProcessor` is that processor,
+:func:`~coffea_sizing.sweep.branch_sweep` runs it with
 :class:`~coffea_sizing.SizingDaskExecutor` (and :func:`~coffea_sizing.track_sizes`, which
 splits ``bytesread`` into opening the file and reading baskets), and the
-:class:`~coffea_sizing.compare.SweepResult` holds the summary, the ratios, the
+:class:`~coffea_sizing.sweep.SweepResult` holds the summary, the ratios, the
 correlations, the figure and the findings.
 
 The input is the embedded default data
@@ -23,7 +23,7 @@ Run it (under a minute on 2 cores; the first run also writes the generated file)
 
 It prints the tables and the findings and writes, into ``--out``, the CSV tables, the
 figure ``sweep.png``, the self-contained ``report.html`` and ``sweep-result.pkl`` (the
-whole :class:`~coffea_sizing.compare.SweepResult`, for ``pandas.read_pickle``).
+whole :class:`~coffea_sizing.sweep.SweepResult`, for ``pandas.read_pickle``).
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ from pathlib import Path
 import pandas as pd
 from distributed import Client, LocalCluster
 
-from coffea_sizing.compare import (
+from coffea_sizing.datasets import default_fileset
+from coffea_sizing.sweep import (
     DEFAULT_BRANCH_COUNTS,
     BranchSweepProcessor,
     SweepResult,
     branch_sweep,
 )
-from coffea_sizing.datasets import default_fileset
 from coffea_sizing.tables import to_text
 
 #: Entries per chunk: the original study's 50 on the 200-event file, one chunk per

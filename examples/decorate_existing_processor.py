@@ -38,8 +38,8 @@ from coffea import processor
 from distributed import Client, LocalCluster
 
 from coffea_sizing import SizingDaskExecutor, chunk_table, split_records, track_sizes
-from coffea_sizing.compare import SweepSchema
 from coffea_sizing.datasets import default_fileset
+from coffea_sizing.sweep import SweepSchema
 
 #: Entries per chunk: 2 chunks of the 200-event ttbar file, 4 of the generated file
 #: (100,000 events in baskets of 10,000: chunks of 25,000 cut a basket in two).

@@ -42,10 +42,10 @@ from coffea import processor
 from distributed import Client, LocalCluster
 
 from coffea_sizing import SizingDaskExecutor, chunk_table
-from coffea_sizing.compare import SweepSchema
 from coffea_sizing.datasets import default_fileset
 from coffea_sizing.findings import format_bytes
 from coffea_sizing.plugin import scheduler_state
+from coffea_sizing.sweep import SweepSchema
 from coffea_sizing.tables import to_text
 
 CHUNKSIZE = {"ttbar": 100, "generated": 20_000}

@@ -215,7 +215,7 @@ def sweep(
     """The branch sweep of the study (1, 2, 3, 5, 10 branches; ttbar in chunks of 50,
     the generated file in chunks of 2,500), run once for the whole session: under
     pytest-xdist the first process to need it runs it, the others read its pickle."""
-    from coffea_sizing.compare import branch_sweep
+    from coffea_sizing.sweep import branch_sweep
 
     def run() -> object:
         return branch_sweep(

@@ -31,10 +31,10 @@ from coffea_sizing import (
     track_sizes,
 )
 from coffea_sizing.advise import AdviceError
-from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
 from coffea_sizing.explain import phase_table
 from coffea_sizing.findings import format_bytes
 from coffea_sizing.model import MODEL_PHASES
+from coffea_sizing.sweep import BranchSweepProcessor, SweepSchema
 
 from conftest import SCIENTIFIC, JetProcessor, layout_in_chromium, needs_chromium
 

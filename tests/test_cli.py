@@ -23,9 +23,9 @@ from coffea import processor
 
 from coffea_sizing import cli
 from coffea_sizing.cli import Subcommand, main, run_error_message
-from coffea_sizing.compare import SweepSchema
 from coffea_sizing.executor import SizingDaskExecutor
 from coffea_sizing.store import load_records
+from coffea_sizing.sweep import SweepSchema
 
 # the workers cannot import this module: ship its processor by value
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -11,16 +11,16 @@ import pytest
 from coffea.nanoevents import NanoEventsFactory
 
 from coffea_sizing.cli import main
-from coffea_sizing.compare import (
+from coffea_sizing.datasets import make_nanoaod
+from coffea_sizing.filesets import FilesetError
+from coffea_sizing.findings import Finding
+from coffea_sizing.sweep import (
     SWEEP_BRANCHES,
     BranchSweepProcessor,
     SweepResult,
     SweepSchema,
     branch_sweep,
 )
-from coffea_sizing.datasets import make_nanoaod
-from coffea_sizing.filesets import FilesetError
-from coffea_sizing.findings import Finding
 
 
 def test_processor_means_do_not_depend_on_chunking(

@@ -1,6 +1,6 @@
 """The sweep figure and the HTML report, drawn from a real branch sweep.
 
-The sweep runs :class:`~coffea_sizing.compare.BranchSweepProcessor` at 1, 2, 3, 5 and
+The sweep runs :class:`~coffea_sizing.sweep.BranchSweepProcessor` at 1, 2, 3, 5 and
 10 branches on the real CMS ttbar file (chunks of 50) and on a generated NanoAOD-like
 file of 20,000 events with real baskets (chunks of 2,500), on the session's
 LocalCluster. The report is then opened in a real headless Chromium when one is
@@ -30,9 +30,9 @@ import pytest
 
 from coffea_sizing import plot as plot_module
 from coffea_sizing import report as report_module
-from coffea_sizing.compare import SweepResult
 from coffea_sizing.plot import FIGURE_DPI, PANEL_TITLES, PANELS, sweep_figure
 from coffea_sizing.report import MAX_HTML_CHUNK_ROWS, render_html, save_report
+from coffea_sizing.sweep import SweepResult
 from coffea_sizing.tables import SUMMARY_COLUMNS, column_format
 
 from conftest import SCIENTIFIC, chromium, layout_in_chromium, needs_chromium, scaled
@@ -126,7 +126,7 @@ def _axes_with_data(fig: Any) -> list[Any]:
 # ============================================================== no cluster needed
 def test_import_loads_no_matplotlib() -> None:
     code = (
-        "import sys, coffea_sizing.plot, coffea_sizing.compare, "
+        "import sys, coffea_sizing.plot, coffea_sizing.sweep, "
         "coffea_sizing.report; "
         "print(sorted(m for m in sys.modules if m.startswith('matplotlib')))"
     )

@@ -18,7 +18,6 @@ from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 from coffea.processor.executor import WorkItem
 
 import coffea_sizing.predict as predict_module
-from coffea_sizing.compare import SWEEP_BRANCHES
 from coffea_sizing.datasets import UnknownBranchError, make_nanoaod
 from coffea_sizing.layout import basket_bytes
 from coffea_sizing.predict import (
@@ -30,6 +29,7 @@ from coffea_sizing.predict import (
     predict_branch_bytes,
     predict_bytesread,
 )
+from coffea_sizing.sweep import SWEEP_BRANCHES
 
 N_EVENTS = 20_000
 BASKET_SIZES = (1_000, 3_000)

@@ -425,7 +425,7 @@ def test_cli_generate_rntuple(tmp_path: Path, ttbar_file: str, capsys: Any) -> N
 def test_branch_sweep_on_rntuple(client: Any, tmp_path: Path, ttbar_file: str) -> None:
     """The sweep runs on an RNTuple as on a TTree: every chunk predicted to the
     byte, the open/payload split measured, the payload growing with the fields."""
-    from coffea_sizing.compare import branch_sweep
+    from coffea_sizing.sweep import branch_sweep
 
     path = tmp_path / "sweep_rntuple.root"
     make_nanoaod(
