@@ -37,6 +37,7 @@ __all__ = [
     "MIN_SPREAD",
     "MODEL_PHASES",
     "PREDICT_COLUMNS",
+    "REMOTE_PROTOCOLS",
     "REMOTE_TIMEOUT",
     "AdviceError",
     "DatasetModel",
