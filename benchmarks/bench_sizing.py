@@ -723,7 +723,7 @@ def plugin_footprint(dask_scheduler: Any, drop_cache: bool = False) -> dict[str,
     live: set[tuple[str, str, str]] = set()
     for run_id, run in runs.items():
         total += sys.getsizeof(run_id) + sys.getsizeof(run) + sys.getsizeof(vars(run))
-        for name in ("attempts", "running", "lost"):
+        for name in ("attempts", "running", "started", "cut", "lost"):
             table = getattr(run, name)
             total += sys.getsizeof(table)
             for key, value in list(table.items()):

@@ -39,8 +39,11 @@ from .phases import protocol, timed_work_function
 from .plugin import (
     MERGE_PREFIX,
     META_KEY,
+    STARTED,
     TOPIC,
+    _announce_start,
     _ensure_plugin,
+    _start_token,
     chunk_key,
     merge_key,
 )
@@ -154,8 +157,9 @@ def _worker_check_function() -> Callable[[], Any]:
 _WORKER_CHECK = _worker_check_function()
 
 
-def _chunk_tasks(task: _SizingTask, items: list[Any]) -> tuple[Any, list[Any]]:
-    """What ``client.map`` gets for the chunk tasks: ``apply(loads(blob), (item,))``.
+def _chunk_tasks(task: Callable[[Any], Any], items: list[Any]) -> tuple[Any, list[Any]]:
+    """What ``client.map`` gets for the chunk (and merge) tasks:
+    ``apply(loads(blob), (item,))``.
 
     Only dask's ``apply`` and ``pickle.loads`` travel by reference: the chunk task
     itself is bytes, unpickled when the task runs. A worker without coffea_sizing
@@ -175,12 +179,20 @@ class _SizingTask:
     """The chunk task: run coffea's work function, measure, compress, report.
 
     Travels to the workers as bytes (see :func:`_chunk_tasks`); the record goes
-    back in the task's own ``TaskState.metadata``, with the task's result.
+    back in the task's own ``TaskState.metadata``, with the task's result. Its first
+    act is to tell the scheduler plugin it started (``start_token``; the time it
+    takes is measuring, in ``sizing_overhead``).
     """
 
-    def __init__(self, function: Callable[..., Any], compression: int | None) -> None:
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        compression: int | None,
+        start_token: str = "",
+    ) -> None:
         self.function = function
         self.compression = compression
+        self.start_token = start_token
 
     def __str__(self) -> str:
         return "coffea-sizing-chunk"
@@ -188,6 +200,7 @@ class _SizingTask:
     def __call__(self, item: Any) -> Any:
         workitem = item[0] if isinstance(item, tuple) else item
         t_enter = time.perf_counter()
+        _announce_start(self.start_token)
         function = timed_work_function(self.function)
         t_probe = time.perf_counter()
         with ChunkProbe() as probe, ChunkContext() as context:
@@ -253,6 +266,24 @@ class _SizingTask:
             record["outputtime"] = t2 - t1
         _send(record, t_enter, overhead, t2)
         return payload
+
+
+class _MergeTask:
+    """A reduction task: tells the scheduler plugin it started, then merges.
+
+    Travels as bytes like the chunk tasks (:func:`_chunk_tasks`).
+    """
+
+    def __init__(self, reducer: Callable[[Any], Any], start_token: str) -> None:
+        self.reducer = reducer
+        self.start_token = start_token
+
+    def __str__(self) -> str:
+        return "coffea-sizing-merge"
+
+    def __call__(self, batch: Any) -> Any:
+        _announce_start(self.start_token)
+        return self.reducer(batch)
 
 
 #: Field of a packed record that says why the worker could not send the record.
@@ -893,7 +924,7 @@ class SizingDaskExecutor(DaskExecutor):
         t_run = time.perf_counter()
         try:
             # opened inside the try: an interrupt anywhere from here still ends it
-            _on_loop(
+            hello = _on_loop(
                 client,
                 "coffea_sizing_begin",
                 60,
@@ -901,7 +932,10 @@ class SizingDaskExecutor(DaskExecutor):
                 client=client.id,
                 secret=collector.secret,
             )
-            out = self._sized_run(client, collector, keys, items, function)
+            # tasks announce their starts to a plugin that counts them
+            takes_starts = isinstance(hello, dict) and hello.get("starts") == STARTED
+            token = _start_token(collector.secret) if takes_starts else ""
+            out = self._sized_run(client, collector, keys, items, function, token)
         except BaseException as err:
             info = self._end(client, run_id, dispatcher, failed=True)
             _attach_to_exception(err, collector, info, time.perf_counter() - t_run)
@@ -948,9 +982,12 @@ class SizingDaskExecutor(DaskExecutor):
         keys: list[str],
         items: list[Any],
         function: Callable[..., Any],
+        start_token: str = "",
     ) -> Any:
-        task = _SizingTask(function, self.compression)
-        reducer = _reduce(self.compression)
+        from dask.utils import apply
+
+        task = _SizingTask(function, self.compression, start_token)
+        reducer = _MergeTask(_reduce(self.compression), start_token)
         task_items: list[Any] = items
         if self.heavy_input is not None:
             # as DaskExecutor: client.scatter is not robust against adaptive clusters
@@ -974,9 +1011,11 @@ class SizingDaskExecutor(DaskExecutor):
             ]
             mkeys = [merge_key(run_id, level, j) for j in range(len(batches))]
             collector.merge_inputs.update(zip(mkeys, map(len, batches), strict=True))
+            loaders, args = _chunk_tasks(reducer, batches)
             work = client.map(
-                reducer,
-                batches,
+                apply,
+                loaders,
+                args,
                 key=mkeys,
                 priority=self.priority,
                 retries=self.retries,

@@ -13,6 +13,18 @@ same way with its exception text. What the plugin holds for a run is the tasks i
 flight (attempts, the worker running each, the workers lost under it), never the
 chunks done.
 
+Attempts are starts a worker announced, not the scheduler's assignments: the
+scheduler gives a worker a few more tasks than it has threads, and a worker that dies
+takes its queue with it. Each chunk and merge task therefore tells the plugin, as its
+first act on the worker, that it started (:func:`_announce_start`: a ``STARTED``
+message written on the worker's own stream to the scheduler and waited for, so a
+worker that dies in the chunk a moment later has already said so). The plugin counts
+a start only with the run's start token (derived from its secret,
+:func:`_start_token`) and from the worker the task is processing on now, once per
+assignment, or from the worker whose death just gave the task back (a start read
+after a nanny reported the death); a result or an error the worker reports counts
+as a start when its start did not arrive.
+
 The executor talks to the plugin through handlers the plugin registers on the
 scheduler (``coffea_sizing_begin``, ``coffea_sizing_end``, ``coffea_sizing_state``),
 called with ``client.sync(client.scheduler.<handler>, ...)``. A shared scheduler
@@ -29,9 +41,12 @@ format is :mod:`coffea_sizing.records`.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import hmac
 import logging
 import re
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -62,6 +77,10 @@ CHUNK_PREFIX = "coffea-sizing-chunk"
 #: Key prefix of reduction tasks: ``coffea-sizing-merge-<run id>-<level>-<index>``.
 MERGE_PREFIX = "coffea-sizing-merge"
 _PREFIX = "coffea-sizing-"
+#: Op of the stream message in which a worker says it started a chunk or merge task.
+STARTED = "coffea-sizing-started"
+#: Longest a task waits for its start message to be written before it goes on.
+START_TIMEOUT = 10.0
 _HANDLERS = ("coffea_sizing_begin", "coffea_sizing_end", "coffea_sizing_state")
 
 
@@ -126,6 +145,71 @@ def _worker_memory(ws: Any) -> tuple[str | None, int | None, int | None]:
     )
 
 
+def _start_token(secret: str) -> str:
+    """The token a run's tasks show with their start messages, made from its secret.
+
+    The tasks carry it to the workers, where other code can read it; it proves only
+    that a start belongs to the run, and cannot be turned back into the secret that
+    ends the run or reads its state.
+
+    Examples
+    --------
+    >>> from coffea_sizing.plugin import _start_token
+    >>> token = _start_token("5ec2e7" * 5 + "00")
+    >>> len(token), token == _start_token("0" * 32)
+    (32, False)
+    """
+    mac = hmac.new(secret.encode(), b"coffea-sizing started", hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+def _announce_start(token: str) -> None:
+    """Say, from inside a chunk or merge task, that this worker started the task.
+
+    The ``STARTED`` message is written straight onto the worker's stream to the
+    scheduler (after the messages already written there, not batched) and the task
+    waits until it has been handed to the connection (at most ``START_TIMEOUT`` s;
+    the task goes on either way), so a worker that dies a moment later has told the
+    scheduler first. Without a token (a scheduler plugin that takes no starts) or
+    outside a Dask worker it does nothing; it never raises.
+
+    Examples
+    --------
+    >>> from coffea_sizing.plugin import _announce_start
+    >>> _announce_start("0" * 32)  # not in a worker: nothing
+    """
+    if not token:
+        return
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        message = {"op": STARTED, "key": worker.get_current_task(), "token": token}
+        if threading.get_ident() == worker.thread_id:  # on the event loop itself
+            worker.batched_send(message)
+            return
+        future = asyncio.run_coroutine_threadsafe(
+            _write_start(worker, message),
+            worker.loop.asyncio_loop,  # type: ignore[attr-defined]
+        )
+    except Exception:  # the measuring never fails the analysis
+        logger.debug("coffea-sizing could not announce a start", exc_info=True)
+        return
+    try:
+        future.result(timeout=START_TIMEOUT)
+    except Exception:  # a worker losing its scheduler: no start told
+        future.cancel()
+        logger.debug("coffea-sizing could not announce a start", exc_info=True)
+
+
+async def _write_start(worker: Any, message: dict[str, Any]) -> None:
+    stream = getattr(worker, "batched_stream", None)
+    comm = getattr(stream, "comm", None)
+    if comm is None or comm.closed():
+        return
+    await comm.write([message], on_error="raise")
+
+
 @dataclass
 class _Run:
     """What the scheduler holds for one run: its client and its tasks in flight."""
@@ -134,16 +218,25 @@ class _Run:
     client: str
     #: the capability its client made: required to end it, sent with each item
     secret: str = ""
-    #: starts of each task not yet finished
+    #: what its tasks show with their start messages (``_start_token(secret)``)
+    start_token: str = field(init=False, default="")
+    #: starts its workers announced, of each task not yet finished
     attempts: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     #: the WorkerState running each task now
     running: dict[str, Any] = field(default_factory=dict)
+    #: the WorkerState that announced the start of each running task (this time)
+    started: dict[str, Any] = field(default_factory=dict)
+    #: the WorkerState, lost, a task was given back from with no start from it
+    cut: dict[str, Any] = field(default_factory=dict)
     #: (worker, its last memory, its memory_limit) for each worker lost under a task
     lost: dict[str, list[tuple[str | None, int | None, int | None]]] = field(
         default_factory=dict
     )
     sent: int = 0
     peak: int = 0
+
+    def __post_init__(self) -> None:
+        self.start_token = _start_token(self.secret)
 
 
 class SizingSchedulerPlugin(SchedulerPlugin):
@@ -182,6 +275,7 @@ class SizingSchedulerPlugin(SchedulerPlugin):
                 "coffea_sizing_state": partial_handler(scheduler, "state"),
             }
         )
+        scheduler.stream_handlers[STARTED] = _started_handler(scheduler)
 
     # ------------------------------------------------------------ hooks
     def transition(
@@ -201,24 +295,85 @@ class SizingSchedulerPlugin(SchedulerPlugin):
         if run is None:
             return
         if finish == "processing":
-            run.attempts[key] += 1
+            # given to a worker: an attempt only once that worker says it started
+            run.attempts.setdefault(key, 0)
             ts = self.scheduler.tasks.get(key) if self.scheduler else None
             run.running[key] = getattr(ts, "processing_on", None)
+            run.started.pop(key, None)
             held = len(run.attempts) + len(run.lost)
             run.peak = max(run.peak, held)
             return
         if start != "processing":
             return
         ws = run.running.pop(key, None)
+        starter = run.started.pop(key, None)
         if finish == "memory":
+            if starter is None:  # its result is the worker's word that it ran
+                run.attempts[key] += 1
             self._finished(run, key, kwargs)
         elif finish == "erred":
-            self._erred(run, key, ws, kwargs)
-        elif self.scheduler is not None and ws is not None:
-            # back to waiting/released: the worker running it was lost
-            address = getattr(ws, "address", None)
-            if address not in self.scheduler.workers:
-                run.lost.setdefault(key, []).append(_worker_memory(ws))
+            worker = kwargs.get("worker")
+            if (
+                starter is None
+                and self.scheduler is not None
+                and type(worker) is str
+                and worker in self.scheduler.workers
+            ):  # an error its worker reported (not a KilledWorker): it ran
+                run.attempts[key] += 1
+            self._erred(run, key, starter or ws, kwargs)
+        elif self.scheduler is not None and (starter or ws) is not None:
+            # back to waiting/released: was the worker it was given to lost?
+            if getattr(starter or ws, "address", None) in self.scheduler.workers:
+                return
+            if starter is not None:  # it died in the task
+                run.lost.setdefault(key, []).append(_worker_memory(starter))
+            else:  # the task waited in its queue, or its start is still on the way
+                run.cut[key] = ws
+
+    def started(
+        self, key: Any = None, token: Any = None, worker: Any = None, **other: Any
+    ) -> None:
+        """Worker ``worker`` says it started task ``key`` (a ``STARTED`` message).
+
+        Counted only when it comes on a worker's stream (not a client's), shows the
+        run's start token, and names one of the task's assignments by the scheduler:
+        the task is processing on that very worker now and has not announced a
+        start there yet; or the task was given back when that worker was removed,
+        and this start was still on the dead worker's stream behind the news of its
+        death (a nanny can report it first). So a start adds at most one attempt to
+        each time the scheduler gave the task to a worker, and nothing to tasks not
+        in flight; it creates no state.
+        """
+        if other or type(worker) is not str or type(token) is not str:
+            return  # from a client's stream (``client=``), or another form
+        run_id = _run_of(key)
+        run = self.runs.get(run_id) if run_id is not None else None
+        if run is None or self.scheduler is None:
+            return
+        if key not in run.running and key not in run.cut:
+            return
+        if not (
+            len(token) == 32
+            and _SECRET.fullmatch(token)
+            and hmac.compare_digest(run.start_token, token)
+        ):
+            return
+        ts = self.scheduler.tasks.get(key)
+        ws = getattr(ts, "processing_on", None)
+        if ws is not None and getattr(ws, "address", None) == worker:
+            if key not in run.started:
+                run.started[key] = run.running[key] = ws
+                run.attempts[key] += 1
+            return
+        cut = run.cut.get(key)
+        if (
+            cut is not None
+            and getattr(cut, "address", None) == worker
+            and worker not in self.scheduler.workers
+        ):
+            del run.cut[key]
+            run.attempts[key] += 1
+            run.lost.setdefault(key, []).append(_worker_memory(cut))
 
     def _finished(self, run: _Run, key: str, kwargs: dict[str, Any]) -> None:
         metadata = kwargs.get("metadata")
@@ -266,6 +421,7 @@ class SizingSchedulerPlugin(SchedulerPlugin):
         """Send a finished task's item to the run's client and forget the task."""
         item = {"run": run.run_id, "secret": run.secret, "key": key, **fields}
         item["attempts"] = run.attempts.pop(key, 0)
+        run.cut.pop(key, None)
         lost = run.lost.pop(key, None)
         if lost:
             item["lost_workers"] = lost
@@ -324,7 +480,9 @@ class SizingSchedulerPlugin(SchedulerPlugin):
 
     @staticmethod
     def _hello() -> dict[str, Any]:
-        return {"version": __version__, "layout": WIRE_LAYOUT}
+        # ``starts``: this plugin counts the starts its runs' tasks announce (a plugin
+        # of an older coffea-sizing left on a shared scheduler has no handler for them)
+        return {"version": __version__, "layout": WIRE_LAYOUT, "starts": STARTED}
 
     def end(self, run_id: Any, secret: Any) -> dict[str, Any]:
         """Drop run ``run_id``: how much it held at most and how many items went out.
@@ -377,6 +535,23 @@ def _check_form(run_id: Any, secret: Any) -> None:
             "coffea-sizing: a run's secret is 32 lowercase hex digits "
             "(secrets.token_hex(16))"
         )
+
+
+def _started_handler(scheduler: Scheduler) -> Any:
+    """The scheduler's stream handler of ``STARTED`` messages: passes them to the
+    plugin registered now. Never raises (an exception in a stream handler would
+    close the worker's connection)."""
+
+    def handler(**kwargs: Any) -> None:
+        try:
+            plugin = scheduler.plugins.get(SizingSchedulerPlugin.name)
+            if isinstance(plugin, SizingSchedulerPlugin):
+                plugin.started(**kwargs)
+        except Exception:  # see above: never raise
+            logger.debug("coffea-sizing dropped a start message", exc_info=True)
+
+    handler.__name__ = "coffea_sizing_started"
+    return handler
 
 
 def partial_handler(scheduler: Scheduler, method: str) -> Any:

@@ -162,7 +162,11 @@ FIELD_DOCS: dict[str, str] = {
         "that worker's `memory_limit` as the scheduler knows it (bytes; None when "
         "the worker has none)"
     ),
-    "attempts": "how many times the task was started (retries and lost workers count)",
+    "attempts": (
+        "how many times a worker started the task, by the workers' own word (retries "
+        "and workers that died in it count; waiting in the queue of a worker that died "
+        "does not)"
+    ),
     "skipped": "True when coffea's `skipbadfiles` swallowed an error for the chunk",
     "error": (
         "the exception's text for a chunk that erred (rows of erred chunks are on a "

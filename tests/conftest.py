@@ -22,6 +22,7 @@ import matplotlib as mpl
 import pytest
 from coffea import processor
 from coffea.nanoevents import NanoAODSchema
+from distributed.diagnostics.plugin import SchedulerPlugin
 
 from coffea_sizing import CHUNK_FIELDS, MERGE_FIELDS, SizingDaskExecutor
 from coffea_sizing.records import (
@@ -329,6 +330,59 @@ class SlowBigOutput(JetProcessor):
         out = super().process(events)
         out["blob"] = os.urandom(self.nbytes)
         return out
+
+
+class DieOnce(JetProcessor):
+    """Kills its worker process the first time it sees ``entrystart == victim``."""
+
+    def __init__(self, marker: str, victim: int) -> None:
+        super().__init__()
+        self.marker = marker
+        self.victim = victim
+
+    def process(self, events: Any) -> dict[str, object]:
+        start = events.metadata["entrystart"]
+        if start == self.victim and not Path(self.marker).exists():
+            Path(self.marker).write_text("died once\n")
+            os._exit(13)  # the worker process dies mid-chunk, no cleanup
+        return super().process(events)
+
+
+class Assignments(SchedulerPlugin):
+    """Where the scheduler gave each chunk task, and which of those assignments a
+    worker's death cut short (the task given back, its worker gone): the
+    scheduler's view, to check ``attempts`` against. Register with
+    ``client.register_plugin(Assignments())`` on a cluster whose scheduler runs in
+    the test's process; read it from ``cluster.scheduler.plugins[Assignments.name]``.
+    """
+
+    name = "test-assignments"
+
+    def __init__(self) -> None:
+        self.given: dict[str, list[str]] = {}
+        self.cut: dict[str, list[str]] = {}
+        self.scheduler: Any = None
+
+    async def start(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+
+    def transition(
+        self,
+        key: Any,
+        start: str,
+        finish: str,
+        *args: Any,  # noqa: ARG002 - hooks take whatever the scheduler passes
+        **kwargs: Any,  # noqa: ARG002
+    ) -> None:
+        if not str(key).startswith("coffea-sizing-chunk-"):
+            return
+        if finish == "processing":
+            ws = self.scheduler.tasks[key].processing_on
+            self.given.setdefault(key, []).append(ws.address)
+        elif start == "processing" and finish in ("released", "waiting"):
+            last = self.given[key][-1]
+            if last not in self.scheduler.workers:
+                self.cut.setdefault(key, []).append(last)
 
 
 @pytest.fixture

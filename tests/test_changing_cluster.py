@@ -20,7 +20,15 @@ import pytest
 
 from coffea_sizing.plugin import scheduler_state
 
-from conftest import Hog, SlowJet, check_invariants, run, scaled
+from conftest import (
+    Assignments,
+    DieOnce,
+    Hog,
+    SlowJet,
+    check_invariants,
+    run,
+    scaled,
+)
 
 pytestmark = pytest.mark.executor
 
@@ -323,3 +331,53 @@ def test_scheduler_killed_mid_run_fails_as_fast_as_dask_executor(
     print(f"seconds from the kill to the exception: {delays}")
     # generous: the old close waited out a 30 s connect timeout
     assert delays["sized"] < delays["plain"] + 10, delays
+
+
+@pytest.mark.slow
+def test_a_chunk_only_queued_on_a_worker_that_died_is_not_counted_as_started(
+    generated_file: str, tmp_path: Any
+) -> None:
+    """Workers of one thread: the scheduler gives each the chunk it runs and the
+    next one, which waits in its queue. A worker dies in a chunk. The chunk it died
+    in was started twice, the one that only waited behind it once (counting the
+    scheduler's assignments gave it 2), every other chunk once. Two workers, so the
+    run does not wait on the nanny's restart; no work stealing, so the test's view
+    of where each chunk waited stays exact."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    with (
+        dask.config.set({"distributed.scheduler.work-stealing": False}),
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            host="127.0.0.1",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.register_plugin(Assignments(), name=Assignments.name)
+        marker = tmp_path / "died"
+        out, report = run(
+            client,
+            {"gen": [generated_file]},
+            chunksize=2_000,
+            proc=DieOnce(str(marker), victim=4_000),
+        )
+        seen = cluster.scheduler.plugins[Assignments.name]
+        given, cut = dict(seen.given), dict(seen.cut)
+    assert marker.exists(), "the worker was never killed"
+    assert out["nevents"] == 20_000
+    check_invariants(report, retried=True)
+    by_key = {r["key"]: r for r in report["sizing"]}
+    (victim,) = [k for k, r in by_key.items() if r["entrystart"] == 4_000]
+    queued = set(cut) - {victim}
+    # the death cut short the victim's run and at least one chunk's wait
+    assert victim in cut, (cut, given)
+    assert queued, (cut, given)
+    for key in queued:
+        assert len(given[key]) == 2, given  # given to two workers, started once
+    attempts = {k: r["attempts"] for k, r in by_key.items()}
+    assert attempts.pop(victim) == 2
+    assert set(attempts.values()) == {1}, (attempts, cut)

@@ -3,6 +3,7 @@ that leave. The scheduler object is asserted on directly (``processes=False``)."
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,10 +12,13 @@ import pytest
 
 from coffea_sizing.plugin import (
     META_KEY,
+    STARTED,
     TOPIC,
     SizingSchedulerPlugin,
+    _announce_start,
     _Run,
     _run_of,
+    _start_token,
     chunk_key,
     merge_key,
 )
@@ -51,8 +55,31 @@ def _leave_record(value: int) -> int:
     return value
 
 
-def _fail(value: int) -> int:
+def _fail(value: int, token: str = "") -> int:
+    _announce_start(token)  # as chunk tasks do first
     raise ZeroDivisionError(f"bad chunk {value}")
+
+
+#: Gates the tasks of this module's in-process clusters wait at.
+_GATES: dict[str, threading.Event] = {}
+
+
+def _hold(gate: str, token: str = "") -> int:
+    """A task that says it started (with ``token``) and waits at ``gate``."""
+    _announce_start(token)
+    _GATES[gate].wait(scaled(120))
+    return 1
+
+
+def _send_on_my_stream(messages: list[dict[str, Any]], barrier: str) -> None:
+    """From a task, as a forger would: messages on this worker's stream to the
+    scheduler, then an event of topic ``barrier`` after them on the same stream."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    for message in messages:
+        worker.loop.add_callback(worker.batched_send, dict(message))
+    worker.log_event(barrier, "after")
 
 
 def _until(condition: Any, timeout: float = scaled(30)) -> None:
@@ -124,14 +151,15 @@ def test_an_erred_task_is_sent_with_its_exception(inproc: tuple[Any, Any]) -> No
     cluster, client = inproc
     run_id = "0123456789ab"
     got = _open(client, run_id)
-    future = client.submit(_fail, 7, key=chunk_key(run_id, 0), retries=1)
+    token = _start_token(SECRET)
+    future = client.submit(_fail, 7, token, key=chunk_key(run_id, 0), retries=1)
     with pytest.raises(ZeroDivisionError):
         future.result()
     _until(lambda: bool(got))
     item, *_ = got
     assert item["key"] == chunk_key(run_id, 0)
     assert "bad chunk 7" in item["error"]
-    assert item["attempts"] == 2  # the retry counted
+    assert item["attempts"] == 2  # the retry counted (both started)
     assert item["worker"] in cluster.scheduler.workers
     _end(client, run_id)
     del future
@@ -238,3 +266,144 @@ def test_run_of_parses_only_our_keys() -> None:
         "x",
     ):
         assert _run_of(key) is None
+
+
+@pytest.fixture
+def two_by_two() -> Iterator[tuple[Any, Any]]:
+    """Two workers of two threads in this process, the plugin registered."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=2,
+            processes=False,
+            dashboard_address=":0",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.register_plugin(SizingSchedulerPlugin(), name=SizingSchedulerPlugin.name)
+        yield cluster, client
+
+
+def test_a_start_counts_once_per_assignment_and_only_from_its_worker(
+    two_by_two: tuple[Any, Any],
+) -> None:
+    """Starts forged on a worker's stream (another worker, a wrong or huge token, a
+    task not in flight, a repeat) and on a client's stream add nothing; one with the
+    run's token naming the worker the task is on counts once: at most what the
+    scheduler's assignments allow."""
+    cluster, client = two_by_two
+    scheduler = cluster.scheduler
+    plugin = scheduler.plugins[SizingSchedulerPlugin.name]
+    run_id = "f0f0f0f0f0f0"
+    token = _start_token(SECRET)
+    got = _open(client, run_id)
+    a, b = sorted(scheduler.workers)
+    said, silent, absent = (chunk_key(run_id, i) for i in range(3))
+    go = _GATES[run_id] = threading.Event()
+    run = plugin.runs[run_id]
+    # one task says it started on a; one on b says nothing (as if only queued)
+    held = [
+        client.submit(_hold, run_id, token, key=said, workers=[a]),
+        client.submit(_hold, run_id, "", key=silent, workers=[b]),
+    ]
+    _until(lambda: said in run.started and silent in run.running)
+    assert run.attempts[said] == 1
+    assert run.attempts[silent] == 0  # given to b, not started
+    forged: list[dict[str, Any]] = [
+        {"op": STARTED, "key": silent, "token": token},  # from a, b's task
+        {"op": STARTED, "key": silent, "token": "0" * 32, "worker": b},
+        {"op": STARTED, "key": silent, "token": "x" * 1_000_000, "worker": b},
+        {"op": STARTED, "key": silent, "token": token, "worker": a},
+        {"op": STARTED, "key": said, "token": token, "worker": a},  # a repeat
+        {"op": STARTED, "key": absent, "token": token, "worker": b},
+        {"op": STARTED, "key": ("x", 1), "token": token},
+        {"op": STARTED, "token": token, "extra": "x"},
+    ]
+    client.submit(
+        _send_on_my_stream, forged, "barrier-1", workers=[a], pure=False
+    ).result()
+    _until(lambda: bool(scheduler.get_events("barrier-1")))
+    # a client's stream: even the right token and worker are refused
+    client._send_to_scheduler(  # type: ignore[attr-defined]
+        {"op": STARTED, "key": silent, "token": token, "worker": b}
+    )
+    client.log_event("barrier-2", "after")
+    _until(lambda: bool(scheduler.get_events("barrier-2")))
+    assert set(scheduler.workers) == {a, b}  # no stream was closed
+    assert run.attempts[said] == 1
+    assert run.attempts[silent] == 0
+    for table in (run.attempts, run.running, run.started, run.cut, run.lost):
+        assert absent not in table
+    # the limit: code that can read the run's token on a worker can make an
+    # assignment count as started (as every assignment counted before), once
+    client.submit(
+        _send_on_my_stream,
+        [{"op": STARTED, "key": silent, "token": token, "worker": b}] * 3,
+        "barrier-3",
+        workers=[a],
+        pure=False,
+    ).result()
+    _until(lambda: bool(scheduler.get_events("barrier-3")))
+    assert run.attempts[silent] == 1
+    go.set()
+    client.gather(held)
+    _until(lambda: len(got) == 2)
+    assert {item["key"]: item["attempts"] for item in got} == {said: 1, silent: 1}
+    assert plugin.state()["held"] == 0
+    _end(client, run_id)
+    del held
+
+
+def test_a_start_behind_the_news_of_its_workers_death_still_counts(
+    two_by_two: tuple[Any, Any],
+) -> None:
+    """A nanny can tell the scheduler of a death before the dead worker's stream
+    is read to its end: a start read after that counts for the assignment the death
+    cut short, with the lost worker, once; the task's next start counts too."""
+    cluster, client = two_by_two
+    scheduler = cluster.scheduler
+    plugin = scheduler.plugins[SizingSchedulerPlugin.name]
+    run_id = "0e0e0e0e0e0e"
+    token = _start_token(SECRET)
+    got = _open(client, run_id)
+    a = min(scheduler.workers)
+    key = chunk_key(run_id, 0)
+    go = _GATES[run_id] = threading.Event()
+    run = plugin.runs[run_id]
+    # no start from it on a: as if its start were still on a's stream
+    future = client.submit(
+        _hold, run_id, "", key=key, workers=[a], allow_other_workers=True
+    )
+    _until(lambda: key in run.running)
+
+    async def death(dask_scheduler: Any, address: str) -> None:
+        await dask_scheduler.remove_worker(address, stimulus_id="test-death")
+
+    client.run_on_scheduler(death, address=a)
+    _until(lambda: key in run.cut)
+    assert run.attempts[key] == 0
+    assert key not in run.lost
+
+    def late(dask_scheduler: Any, address: str) -> list[int]:
+        """Starts as the dead worker's stream would deliver them now."""
+        p = dask_scheduler.plugins[SizingSchedulerPlugin.name]
+        counts = []
+        for claimed in ("tcp://10.0.0.1:1", address, address):  # nobody, then twice
+            p.started(key=key, token=token, worker=claimed)
+            counts.append(p.runs[run_id].attempts[key])
+        return counts
+
+    assert client.run_on_scheduler(late, address=a) == [0, 1, 1]
+    assert [w for w, *_ in run.lost[key]] == [a]
+    # it went on elsewhere (no worker a any more), said nothing, and finished
+    go.set()
+    assert future.result() == 1
+    _until(lambda: bool(got))
+    (item,) = got
+    assert item["attempts"] == 2
+    assert [w for w, *_ in item["lost_workers"]] == [a]
+    assert plugin.state()["held"] == 0
+    _end(client, run_id)
+    del future
