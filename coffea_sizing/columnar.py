@@ -113,7 +113,13 @@ class _Column:
         """The column for a table: what pandas would infer from its values."""
         import pandas as pd
 
-        return pd.Series(self.values(rows))
+        # a NaN is a missing value in a table, as None is
+        return pd.Series(
+            [
+                None if type(v) is float and math.isnan(v) else v
+                for v in self.values(rows)
+            ]
+        )
 
     def all_present(self, rows: np.ndarray) -> bool:
         return self.present is None or bool(self.present[rows].all())
@@ -807,11 +813,13 @@ class ChunkRecords(Sequence[dict[str, Any]]):
             array = _arrow(column, rows)
             if array is None:
                 values = column.values(rows)
-                try:
-                    array = pa.array(values)
-                    ok = array.to_pylist() == values
-                except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-                    ok = False
+                ok = False
+                if not any(isinstance(v, Mapping) for v in values):
+                    try:
+                        array = pa.array(values)
+                        ok = array.to_pylist() == values
+                    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                        pass
                 if not ok:
                     array = pa.array(
                         [None if v is None else json.dumps(v) for v in values],
@@ -821,6 +829,8 @@ class ChunkRecords(Sequence[dict[str, Any]]):
             names.append(name)
             arrays.append(array)
         absent = None
+        if not names and self._n:  # rows without fields: kept as rows all the same
+            absent = pa.array([[]] * self._n, type=pa.list_(pa.string()))
         if any(column.present is not None for column in self._columns.values()):
             lacking: list[list[str]] = [[] for _ in range(self._n)]
             for name, column in self._columns.items():

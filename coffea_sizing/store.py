@@ -66,7 +66,7 @@ def _default_context(chunks: ChunkRecords) -> dict[str, Any]:
         if worker
     }
     workers = sorted(limits)
-    entries = [int(e) for e in chunks.column("entries") if e is not None]
+    entries = [e for e in chunks.column("entries") if type(e) is int]
     return {
         "versions": _versions(),
         "datasets": sorted({str(d) for d in chunks.column("dataset")}),
