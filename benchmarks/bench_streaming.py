@@ -316,31 +316,183 @@ def bench_tiny_chunks(n_chunks: int, rounds: int) -> dict[str, Any]:
     }
 
 
+def _tiny_file(n_chunks: int, events_per_chunk: int) -> pathlib.Path:
+    from coffea_sizing.datasets import make_nanoaod
+
+    cache = pathlib.Path(
+        os.environ.get(
+            "COFFEA_SIZING_CACHE", pathlib.Path.home() / ".cache/coffea-sizing"
+        )
+    )
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"bench_streaming_{n_chunks * events_per_chunk}ev.root"
+    if not path.exists():
+        make_nanoaod(path, n_chunks * events_per_chunk, events_per_basket=1_000, seed=3)
+    return path
+
+
+def bench_runner_scheduler(
+    n_chunks: int, rounds: int, profile_dir: pathlib.Path | None
+) -> dict[str, Any]:
+    """Scheduler CPU per chunk through ``Runner``: a ``dask scheduler`` process, two
+    ``dask worker`` processes (1 thread each); ``DaskExecutor`` (A) vs
+    ``SizingDaskExecutor`` with a ``@track_sizes`` processor (S), rotated per round.
+    With ``profile_dir``, the scheduler runs the ``scheduler_profile.py`` preload and
+    each counted run's scheduler-side cProfile stats are written there."""
+    from coffea import processor
+    from distributed import Client
+
+    from coffea_sizing import SizingDaskExecutor, track_sizes
+    from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
+
+    events_per_chunk = 10
+    fileset = {"tiny": [str(_tiny_file(n_chunks, events_per_chunk))]}
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-runner-"))
+    sched_file = tmp / "scheduler.json"
+    preload = ["--preload", str(HERE / "scheduler_profile.py")] if profile_dir else []
+    procs = [
+        _start(
+            [
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(sched_file),
+                *preload,
+            ],
+            tmp / "scheduler.log",
+        )
+    ]
+    try:
+        while not sched_file.exists():
+            time.sleep(0.1)
+        address = json.loads(sched_file.read_text())["address"]
+        procs.append(
+            _start(
+                [
+                    "worker",
+                    address,
+                    "--nworkers",
+                    "2",
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                ],
+                tmp / "workers.log",
+            )
+        )
+        with Client(address) as client:
+            client.wait_for_workers(2)
+            sched_pid = procs[0].pid
+            cpu: dict[str, list[float]] = {"A": [], "S": []}
+            walls: dict[str, list[float]] = {"A": [], "S": []}
+            ratios: list[float] = []
+            profiles: list[str] = []
+
+            def once(variant: str, tag: str = "") -> tuple[float, float]:
+                if variant == "A":
+                    executor: Any = processor.DaskExecutor(client=client, status=False)
+                    proc: Any = BranchSweepProcessor(1)
+                else:
+                    executor = SizingDaskExecutor(client=client, status=False)
+                    proc = track_sizes(BranchSweepProcessor)(1)
+                runner = processor.Runner(
+                    executor=executor,
+                    savemetrics=True,
+                    schema=SweepSchema,
+                    chunksize=events_per_chunk,
+                )
+                if profile_dir and tag:
+                    client.sync(client.scheduler.bench_profile, action="start")
+                cpu0 = _cpu_seconds(sched_pid)
+                t0 = time.perf_counter()
+                _, report = runner(fileset, treename="Events", processor_instance=proc)
+                wall = time.perf_counter() - t0
+                while client.run_on_scheduler(
+                    lambda dask_scheduler: len(dask_scheduler.tasks)
+                ):
+                    time.sleep(0.05)
+                used = _cpu_seconds(sched_pid) - cpu0
+                if profile_dir and tag:
+                    path = profile_dir / f"scheduler-{variant}-{tag}.prof"
+                    client.sync(
+                        client.scheduler.bench_profile, action="stop", path=str(path)
+                    )
+                    profiles.append(str(path))
+                assert report["chunks"] == n_chunks, report["chunks"]
+                if variant == "S":
+                    assert len(report["sizing"]) == n_chunks
+                return used, wall
+
+            once("A")
+            once("S")
+            for r in range(rounds):
+                order = "AS" if r % 2 == 0 else "SA"
+                got = {v: once(v, tag=str(r)) for v in order}
+                for v, (used, wall) in got.items():
+                    cpu[v].append(used)
+                    walls[v].append(wall)
+                ratios.append(got["S"][0] / got["A"][0])
+            return {
+                "chunks": n_chunks,
+                "rounds": rounds,
+                "scheduler_cpu_seconds": cpu,
+                "wall_seconds": walls,
+                "cpu_ratio_S_over_A": ratios,
+                "profiles": profiles,
+            }
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+
+
+def _profile_summary(paths: list[str], top: int = 25) -> str:
+    """The scheduler's cumulative time per function, S runs minus A runs."""
+    import pstats
+
+    per: dict[str, dict[str, float]] = {"A": {}, "S": {}}
+    counts = {"A": 0, "S": 0}
+    for path in paths:
+        variant = pathlib.Path(path).name.split("-")[1]
+        counts[variant] += 1
+        stats = pstats.Stats(path).stats  # type: ignore[attr-defined]
+        for (file, line, fn), (_, _, tt, ct, _) in stats.items():
+            name = f"{pathlib.Path(file).name}:{line}({fn})"
+            own, cum = per[variant].get(name + " own", 0.0), per[variant].get(name, 0.0)
+            per[variant][name] = cum + ct
+            per[variant][name + " own"] = own + tt
+    lines = []
+    for kind in ("own", "cum"):
+        diff = {}
+        for name in set(per["A"]) | set(per["S"]):
+            if name.endswith(" own") != (kind == "own"):
+                continue
+            a = per["A"].get(name, 0.0) / max(counts["A"], 1)
+            s = per["S"].get(name, 0.0) / max(counts["S"], 1)
+            diff[name] = (s - a, s, a)
+        lines.append(
+            f"  scheduler seconds per run, S minus A, by {kind} time (top {top}):"
+        )
+        for name, (d, s, a) in sorted(diff.items(), key=lambda kv: -kv[1][0])[:top]:
+            lines.append(
+                f"    {d:+8.3f}  (S {s:7.3f}, A {a:7.3f})  {name.removesuffix(' own')}"
+            )
+    return "\n".join(lines)
+
+
 def _summary(values: Sequence[float], fmt: str = "{:.3f}") -> str:
     med = statistics.median(values)
     return f"{fmt.format(med)} (min {fmt.format(min(values))}, max {fmt.format(max(values))})"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=int, default=10_000)
-    parser.add_argument("--chunks", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--skip-chunks", action="store_true", help="part 1 only")
-    parser.add_argument(
-        "--out", type=pathlib.Path, default=HERE / "results" / "bench_streaming.json"
-    )
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.tasks, args.chunks, args.rounds = 2_000, 500, 2
-    load = os.getloadavg()
-    results: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "load_at_start": load,
-        "cpus": os.cpu_count(),
-    }
-    print(f"load average at start: {load[0]:.1f} on {os.cpu_count()} CPUs")
+def _part1(args: argparse.Namespace, results: dict[str, Any]) -> None:
     cpu = bench_scheduler_cpu(args.tasks, args.rounds)
     results["scheduler_cpu"] = cpu
     print(
@@ -355,6 +507,69 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, values in cpu["ratios"].items():
         print(f"  ratio {name}: {_summary(values)}")
     print(f"  records the client received per B run: {cpu['records_received_per_run']}")
+
+
+def _part3(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    if args.runner_profile:
+        args.runner_profile.mkdir(parents=True, exist_ok=True)
+    rounds = max(2, args.rounds)
+    got = bench_runner_scheduler(args.runner_chunks, rounds, args.runner_profile)
+    results["runner_scheduler"] = got
+    n = got["chunks"]
+    print(
+        f"\nPart 3: Runner through a separate `dask scheduler` process, {n:,} tiny "
+        f"chunks (10 events), 2 workers x 1 thread, {rounds} rounds rotated (AS, SA)"
+    )
+    for v, label in (("A", "DaskExecutor"), ("S", "SizingDaskExecutor+decorator")):
+        per_chunk = [c / n * 1e6 for c in got["scheduler_cpu_seconds"][v]]
+        print(
+            f"  {v} {label:30s} scheduler CPU "
+            f"{_summary(got['scheduler_cpu_seconds'][v], '{:.2f}')} s, "
+            f"{_summary(per_chunk, '{:.0f}')} us/chunk; wall "
+            f"{_summary(got['wall_seconds'][v], '{:.1f}')} s"
+        )
+    print(f"  scheduler CPU ratio S/A (paired): {_summary(got['cpu_ratio_S_over_A'])}")
+    if got["profiles"]:
+        print("  (profiled: cProfile in the scheduler adds its own overhead)")
+        print(_profile_summary(got["profiles"]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--chunks", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--skip-chunks", action="store_true", help="skip part 2")
+    parser.add_argument("--skip-tasks", action="store_true", help="skip part 1")
+    parser.add_argument(
+        "--runner-chunks",
+        type=int,
+        default=2_000,
+        help="part 3: chunks of the Runner runs on a separate scheduler (0: skip)",
+    )
+    parser.add_argument(
+        "--runner-profile",
+        type=pathlib.Path,
+        help="part 3: write the scheduler's cProfile stats of each run here",
+    )
+    parser.add_argument(
+        "--out", type=pathlib.Path, default=HERE / "results" / "bench_streaming.json"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.tasks, args.chunks, args.rounds = 2_000, 500, 2
+    load = os.getloadavg()
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_at_start": load,
+        "cpus": os.cpu_count(),
+    }
+    print(f"load average at start: {load[0]:.1f} on {os.cpu_count()} CPUs")
+    if not args.skip_tasks:
+        _part1(args, results)
+    if args.runner_chunks:
+        _part3(args, results)
     if not args.skip_chunks:
         tiny = bench_tiny_chunks(args.chunks, max(1, args.rounds // 2 + 1))
         results["tiny_chunks"] = tiny

@@ -34,6 +34,7 @@ from coffea.processor.accumulator import accumulate
 from coffea.processor.executor import _compress, _decompress, _reduce
 
 from ._version import __version__
+from .columnar import ChunkRecords
 from .findings import format_bytes, plural
 from .phases import protocol, timed_work_function
 from .plugin import (
@@ -342,10 +343,14 @@ def _send(
 
 
 # ====================================================================== client
-def _chunk_identity(workitem: Any) -> dict[str, Any]:
-    return {
-        name: plain_value(getattr(workitem, name, None)) for name in IDENTITY_FIELDS
-    }
+def _identity_table(keys: list[str], items: list[Any]) -> ChunkRecords:
+    """A row per chunk holding its identity and key, the other fields ``None``."""
+    table = ChunkRecords(len(keys), CHUNK_FIELDS)
+    workitems = [_workitem(item) for item in items]
+    for name in IDENTITY_FIELDS:
+        table.fill(name, [plain_value(getattr(w, name, None)) for w in workitems])
+    table.fill("key", keys)
+    return table
 
 
 def _workitem(item: Any) -> Any:
@@ -360,6 +365,8 @@ _SCHEDULER_FIELDS = (
     "compute_stop",
     "attempts",
 )
+#: The fields of a chunk's row that its item sets (``None`` when it lacks them).
+_WORKER_FIELDS = tuple(name for name in CHUNK_FIELDS if name not in CLIENT_FIELDS)
 
 
 class _Collector:
@@ -377,10 +384,12 @@ class _Collector:
         #: the run's capability: only items carrying it are accepted
         self.secret = secret or token_hex(16)
         self.items = dict(zip(keys, items, strict=True))
+        self.rows = {key: row for row, key in enumerate(keys)}
         self.merge_inputs: dict[str, int] = {}
-        #: the item of each chunk as it arrived; joined into a record on demand
-        self.chunks: dict[str, dict[str, Any]] = {}
-        self.joined: dict[str, dict[str, Any]] = {}
+        #: the records, column-wise: a row per chunk (its identity until it arrives)
+        self.table = _identity_table(keys, items)
+        #: the chunks whose item arrived: their row
+        self.chunks: dict[str, int] = {}
         self.merges: dict[str, dict[str, Any]] = {}
         self.errors: dict[str, dict[str, Any]] = {}
         self.problems: list[str] = []
@@ -408,11 +417,10 @@ class _Collector:
             if "error" in item:
                 self.errors[key] = item
                 return
-            self.chunks[key] = item
-            self.joined.pop(key, None)  # a recomputed chunk: its latest item
+            # a recomputed chunk: its latest item
+            self._join(key, item)
+            self.chunks[key] = self.rows[key]
             self.errors.pop(key, None)
-            if self.progress is not None:  # else joined at the end, off the loop
-                self.record(key)
         elif key in self.merge_inputs:
             if "error" in item:
                 self.errors[key] = item
@@ -424,47 +432,56 @@ class _Collector:
         self._show()
 
     def record(self, key: str) -> dict[str, Any]:
-        """The full record of a chunk that finished (joined once)."""
-        record = self.joined.get(key)
-        if record is None:
-            record = self.joined[key] = self._joined(key, self.chunks[key])
-        return record
+        """The full record of a chunk that finished."""
+        return self.table[self.rows[key]]
 
-    def _joined(self, key: str, item: dict[str, Any]) -> dict[str, Any]:
-        """One chunk's full record: identity from the work item, the worker's
-        measurements, then what the scheduler saw (the worker cannot override
-        identity or scheduler fields)."""
-        workitem = _workitem(self.items[key])
-        record: dict[str, Any] = dict.fromkeys(CHUNK_FIELDS)
+    def _join(self, key: str, item: dict[str, Any]) -> None:
+        """Write one chunk's record in its row: identity from the work item (there
+        since the start), the worker's measurements, then what the scheduler saw
+        (the worker cannot override identity or scheduler fields)."""
+        row = self.rows[key]
+        if key in self.chunks:  # recomputed: the totals count its latest record
+            self._count(row, -1)
+            for name in self.table.fields:
+                if name not in CHUNK_FIELDS:
+                    self.table.discard(row, name)
+        worker_part: dict[str, Any] = dict.fromkeys(_WORKER_FIELDS)
         packed = item.get("record")
         if packed is not None:
+            workitem = _workitem(self.items[key])
             try:
-                worker_part = unpack_record(packed)
+                unpacked = unpack_record(packed)
             except WireFormatError as err:
                 self.problems.append(f"chunk {describe_chunk(workitem)}: {err}")
             else:
-                problem = worker_part.pop(SIZING_ERROR, None)
+                problem = unpacked.pop(SIZING_ERROR, None)
                 if problem is not None:
                     self.problems.append(f"chunk {describe_chunk(workitem)}: {problem}")
                 for name in CLIENT_FIELDS:
-                    worker_part.pop(name, None)
-                bad = drop_mistyped(worker_part)
+                    unpacked.pop(name, None)
+                bad = drop_mistyped(unpacked)
                 if bad:
                     self.mistyped.append(
                         f"chunk {describe_chunk(workitem)}: {', '.join(bad)}"
                     )
-                record.update(worker_part)
-        record.update(_chunk_identity(workitem))
-        record["key"] = key
+                worker_part.update(unpacked)
         for name in _SCHEDULER_FIELDS:
-            record[name] = item.get(name)
-        if isinstance(record.get("bytesread"), int):
-            self.bytesread += record["bytesread"]
-        if isinstance(record.get("task_nbytes"), int):
-            self.shipped += record["task_nbytes"]
-        if isinstance(record.get("mem_peak_bytes"), int):
-            self.peak = max(self.peak, record["mem_peak_bytes"])
-        return record
+            worker_part[name] = item.get(name)
+        self.table.update(row, worker_part)
+        self._count(row, 1)
+
+    def _count(self, row: int, sign: int) -> None:
+        """Add (``sign`` 1) or take away (-1) a row's bytes to the running totals."""
+        bytesread, shipped, peak = (
+            self.table.value(row, name)
+            for name in ("bytesread", "task_nbytes", "mem_peak_bytes")
+        )
+        if isinstance(bytesread, int):
+            self.bytesread += sign * bytesread
+        if isinstance(shipped, int):
+            self.shipped += sign * shipped
+        if sign > 0 and isinstance(peak, int):
+            self.peak = max(self.peak, peak)
 
     def totals_text(self) -> str:
         return (
@@ -480,31 +497,29 @@ class _Collector:
             pbar.update(pbar.task_ids[-1], sizes=self.totals_text())
 
     # --------------------------------------------------------- the report
-    def records(self) -> list[dict[str, Any]]:
-        """One record per chunk of the run, in submission order."""
-        out = []
-        for key, item in self.items.items():
-            record = self.record(key) if key in self.chunks else None
-            if record is None:
-                record = dict.fromkeys(CHUNK_FIELDS)
-                record.update(_chunk_identity(_workitem(item)))
-                record["key"] = key
-                error = self.errors.get(key)
-                if error is not None:
-                    record["error"] = error.get("error")
-                    record["worker"] = error.get("worker")
-                    record["worker_memory_limit"] = error.get("worker_memory_limit")
-                    record["attempts"] = error.get("attempts")
-            out.append(record)
-        return out
+    def records(self) -> ChunkRecords:
+        """One record per chunk of the run, in submission order (column-wise)."""
+        for key, error in self.errors.items():
+            if key in self.chunks:
+                continue
+            self.table.update(
+                self.rows[key],
+                {
+                    "error": error.get("error"),
+                    "worker": error.get("worker"),
+                    "worker_memory_limit": error.get("worker_memory_limit"),
+                    "attempts": error.get("attempts"),
+                },
+            )
+        return self.table.finish()
 
-    def finished_records(self) -> list[dict[str, Any]]:
-        """Records of the chunks that finished, then those that failed."""
-        return [
-            r
-            for r in self.records()
-            if r["key"] in self.chunks or r["key"] in self.errors
-        ]
+    def finished_records(self) -> ChunkRecords:
+        """Records of the chunks that finished or failed, in submission order."""
+        table = self.records()
+        done = sorted(
+            {self.rows[k] for k in self.chunks} | {self.rows[k] for k in self.errors}
+        )
+        return table.take(done)
 
     def merge_records(self) -> list[dict[str, Any]]:
         out = []
@@ -531,7 +546,7 @@ class _Collector:
         return out
 
     def missing(self) -> int:
-        return sum(1 for k in self.items if k not in self.chunks)
+        return len(self.items) - len(self.chunks)
 
 
 def _count(value: Any) -> bool:
@@ -1157,7 +1172,7 @@ class SizingDaskExecutor(DaskExecutor):
 
 
 def _sizing(
-    collector: _Collector, info: dict[str, Any], records: list[dict[str, Any]]
+    collector: _Collector, info: dict[str, Any], records: ChunkRecords
 ) -> dict[str, Any]:
     """The report's three keys for the records given."""
     return {
@@ -1167,11 +1182,8 @@ def _sizing(
             "run_id": collector.run_id,
             "chunks": len(records),
             "merges": len(collector.merges),
-            "missing": sum(
-                1
-                for k in collector.items
-                if k not in collector.chunks | collector.errors
-            ),
+            "missing": len(collector.items)
+            - len(collector.chunks.keys() | collector.errors.keys()),
             "failed": sum(1 for k in collector.items if k in collector.errors),
             "collect_seconds": info.get("collect_seconds"),
             "scheduler_peak_records": info.get("peak"),
@@ -1188,7 +1200,11 @@ def _attach_to_exception(
         records = collector.finished_records()
         sizing = _sizing(collector, info, records)
         done = [
-            r for r in records if r["error"] is None and r["key"] in collector.chunks
+            key
+            for key, error in zip(
+                records.column("key"), records.column("error"), strict=True
+            )
+            if error is None and key in collector.chunks
         ]
         line = (
             f"coffea-sizing: {len(done)} of {plural(len(collector.items), 'chunk')} "
@@ -1247,7 +1263,7 @@ def _failing_chunk(err: BaseException, collector: _Collector) -> str | None:
             )
         parts.append(where)
     columns = sorted(
-        {c for r in collector.joined.values() for c in (r.get("columns") or ())}
+        {c for listed in collector.table.distinct("columns") for c in (listed or ())}
     )
     predicted = _predicted_bytes(workitem, columns)
     if predicted is not None:

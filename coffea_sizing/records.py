@@ -726,6 +726,22 @@ def _records_from(obj: Any, key: str) -> list[Mapping[str, Any]]:
     raise TypeError(f"expected a report or a list of records, got {type(obj).__name__}")
 
 
+def _columnar(obj: Any) -> Any:
+    """The chunk records held column-wise in ``obj`` (a report, the pair, or the
+    records themselves: :class:`coffea_sizing.columnar.ChunkRecords`), or ``None``.
+
+    Recognised by their ``to_frame`` and ``has`` methods: this module imports
+    nothing from the package.
+    """
+    if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[1], Mapping):
+        obj = obj[1]
+    if isinstance(obj, Mapping):
+        obj = obj.get(REPORT_KEY)
+    if hasattr(obj, "to_frame") and hasattr(obj, "has") and hasattr(obj, "to_arrow"):
+        return obj
+    return None
+
+
 def _table(records: list[Mapping[str, Any]], fields: tuple[str, ...]) -> pd.DataFrame:
     import pandas as pd
 
@@ -809,6 +825,16 @@ def chunk_table(report: Any) -> pd.DataFrame:
     >>> int(chunk_table(output).loc[0, "bytesread"])
     527
     """
+    held = _columnar(report)
+    if held is not None:
+        table = held.to_frame(CHUNK_FIELDS)
+        if held.has("process_walltime", every=True) and not any(
+            held.has(name) for name in _EXECUTOR_ONLY
+        ):
+            table = table.drop(
+                columns=[c for c in _EXECUTOR_ONLY if c in table.columns]
+            )
+        return table
     records = _records_from(report, REPORT_KEY)
     table = _table(records, CHUNK_FIELDS)
     if (

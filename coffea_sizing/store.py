@@ -4,13 +4,15 @@ Covers :func:`save_records` (Parquet, with the run's context, the merge records 
 the run's bookkeeping as JSON in the file's schema metadata, and a CSV next to it for
 people) and :func:`load_records` (the report-shaped mapping back, equal to the one
 saved). Does not analyse anything (:mod:`coffea_sizing.advise`) or format tables
-(:mod:`coffea_sizing.plot`). Imports only :mod:`coffea_sizing.records` from the
-package.
+(:mod:`coffea_sizing.plot`). Imports only :mod:`coffea_sizing.records` and
+:mod:`coffea_sizing.columnar` from the package.
 
-Every record field is one Parquet column, typed by pyarrow from the values; a field
-whose values pyarrow cannot type (the ``column_bytes`` dict) is a JSON string column,
-named in the metadata; a record that lacks a field another record has gets it listed
-in a hidden ``_absent`` column, so loading gives back the same keys.
+Every record field is one Parquet column, written from the records' columns
+(:class:`~coffea_sizing.columnar.ChunkRecords`) and read back into them without a
+dict per chunk; a field whose values pyarrow cannot type (the ``column_bytes`` dict)
+is a JSON string column, named in the metadata; a record that lacks a field another
+record has gets it listed in a hidden ``_absent`` column, so loading gives back the
+same keys.
 """
 
 from __future__ import annotations
@@ -18,12 +20,19 @@ from __future__ import annotations
 import json
 import os
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any
 
-from .records import REPORT_KEY, REPORT_MERGES_KEY, REPORT_RUN_KEY, _records_from
+from .columnar import ChunkRecords
+from .records import (
+    REPORT_KEY,
+    REPORT_MERGES_KEY,
+    REPORT_RUN_KEY,
+    _columnar,
+    _records_from,
+)
 
 __all__ = ["CONTEXT_KEY", "RecordsFileError", "load_records", "save_records"]
 
@@ -48,37 +57,23 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _default_context(chunks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    workers = sorted({str(r["worker"]) for r in chunks if r.get("worker")})
+def _default_context(chunks: ChunkRecords) -> dict[str, Any]:
     limits = {
-        str(r["worker"]): r.get("worker_memory_limit")
-        for r in chunks
-        if r.get("worker")
+        str(worker): limit
+        for worker, limit in zip(
+            chunks.column("worker"), chunks.column("worker_memory_limit"), strict=True
+        )
+        if worker
     }
-    entries = [int(r["entries"]) for r in chunks if r.get("entries") is not None]
+    workers = sorted(limits)
+    entries = [e for e in chunks.column("entries") if type(e) is int]
     return {
         "versions": _versions(),
-        "datasets": sorted({str(r.get("dataset")) for r in chunks}),
+        "datasets": sorted({str(d) for d in chunks.column("dataset")}),
         "workers": len(workers),
         "worker_memory_limits": limits,
         "max_entries_per_chunk": max(entries) if entries else None,
     }
-
-
-def _column(values: list[Any]) -> tuple[Any, bool]:
-    """A pyarrow array of ``values``, or of their JSON text (then ``True``)."""
-    import pyarrow as pa
-
-    if not any(isinstance(v, Mapping) for v in values):
-        try:
-            array = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            pass
-        else:
-            if array.to_pylist() == values:
-                return array, False
-    text = [None if v is None else json.dumps(v) for v in values]
-    return pa.array(text, type=pa.string()), True
 
 
 def save_records(
@@ -134,7 +129,9 @@ def save_records(
             "give the path of the Parquet file, e.g. "
             f"{Path(path).with_suffix('.parquet')}"
         )
-    chunks = [dict(r) for r in _records_from(report, REPORT_KEY)]
+    chunks = _columnar(report)
+    if chunks is None:
+        chunks = ChunkRecords.from_records(_records_from(report, REPORT_KEY))
     merges: list[dict[str, Any]] = []
     run: Any = None
     if isinstance(report, tuple) and len(report) == 2:
@@ -145,20 +142,10 @@ def save_records(
         run = report.get(REPORT_RUN_KEY)
         if CONTEXT_KEY in report and context is None:
             context = report[CONTEXT_KEY]
-    fields: list[str] = []
-    for rec in chunks:
-        fields.extend(name for name in rec if name not in fields)
-    arrays = []
-    json_fields = []
-    for name in fields:
-        array, as_json = _column([rec.get(name) for rec in chunks])
-        arrays.append(array)
-        if as_json:
-            json_fields.append(name)
-    absent = [[n for n in fields if n not in rec] for rec in chunks]
+    fields, arrays, json_fields, absent = chunks.to_arrow()
     names = list(fields)
-    if any(absent):
-        arrays.append(pa.array(absent, type=pa.list_(pa.string())))
+    if absent is not None:
+        arrays.append(absent)
         names.append(_ABSENT)
     full_context = _default_context(chunks)
     full_context.update(dict(context or {}))
@@ -197,7 +184,7 @@ def load_records(path: str | os.PathLike[str]) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"sizing": [chunk records], "sizing_merges": [merge records],
+        ``{"sizing": chunk records, "sizing_merges": [merge records],
         "sizing_run": ..., "sizing_context": {...}}``: what
         :func:`~coffea_sizing.chunk_table`, :func:`~coffea_sizing.merge_table` and
         :func:`~coffea_sizing.advise` take. The records equal those saved.
@@ -255,20 +242,7 @@ def load_records(path: str | os.PathLike[str]) -> dict[str, Any]:
 def _read_table(table: Any, meta: dict[str, Any]) -> dict[str, Any]:
     fields = [str(name) for name in meta["fields"]]
     json_fields = {str(name) for name in meta["json_fields"]}
-    columns = {name: table.column(name).to_pylist() for name in fields}
-    for name in json_fields:
-        columns[name] = [None if v is None else json.loads(v) for v in columns[name]]
-    absent = (
-        table.column(_ABSENT).to_pylist()
-        if _ABSENT in table.column_names
-        else [[] for _ in range(table.num_rows)]
-    )
-    chunks = []
-    for i in range(table.num_rows):
-        missing = set(absent[i] or ())
-        chunks.append(
-            {name: columns[name][i] for name in fields if name not in missing}
-        )
+    chunks = ChunkRecords.from_arrow(table, fields, json_fields, _ABSENT)
     merges, run, context = meta["merges"], meta["run"], meta["context"]
     if not isinstance(merges, list) or not isinstance(context, dict):
         raise TypeError("merges must be a list and context a mapping")

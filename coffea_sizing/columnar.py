@@ -1,0 +1,1010 @@
+"""Chunk records held column-wise: a run's ``report["sizing"]`` at a million chunks.
+
+Covers :class:`ChunkRecords`, the client's way of holding chunk records: one typed
+numpy buffer per field (integers as narrow as their values allow, floats as
+``float64``, strings, flags and column lists dictionary-encoded, task keys as a
+dictionary-encoded prefix and a number, ``column_bytes`` as its dictionary-encoded
+column names and a flat buffer of byte counts). It reads as a sequence of one
+``dict`` per chunk (indexing, slicing, iteration, ``len``, ``==`` with a list of
+dicts), and gives its columns to :func:`~coffea_sizing.chunk_table` and
+:func:`~coffea_sizing.save_records` without building those dicts.
+
+Does not define the record's fields or their meaning (:mod:`coffea_sizing.records`)
+nor receive records (:mod:`coffea_sizing.executor`). What crosses the wire stays a
+plain dict (:func:`coffea_sizing.records.pack_record`); this is only how the client
+keeps them. Rows read back are new dicts each time: changing one changes nothing
+held here (build a list, ``[dict(r) for r in records]``, to edit records).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, overload
+
+import numpy as np
+
+from .records import _FLOAT_FIELDS, _INT_FIELDS
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+__all__ = ["ChunkRecords"]
+
+#: Integer fields beyond those of :mod:`coffea_sizing.records`'s type checks.
+_INTS = _INT_FIELDS | {"entrystart", "entrystop", "task_nbytes"}
+_FLOATS = _FLOAT_FIELDS | {"compute_start", "compute_stop"}
+_INT_TYPES = (np.int8, np.int16, np.int32, np.int64)
+_CODE_TYPES = (np.uint8, np.uint16, np.uint32)
+
+
+class _Absent:
+    """A field a row does not have (not even as ``None``)."""
+
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT_ROW = _Absent()
+
+
+class _Column:
+    """One field's values: a typed buffer, values it cannot type aside (``odd``),
+    and which rows have the field at all (``present``; ``None``: every row)."""
+
+    __slots__ = ("odd", "present")
+
+    def __init__(self, capacity: int, present: bool) -> None:
+        self.odd: dict[int, Any] = {}
+        self.present: np.ndarray | None = (
+            None if present else np.zeros(capacity, dtype=bool)
+        )
+
+    # the typed part, one kind per subclass
+    def _set(self, row: int, value: Any) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _get(self, row: int) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _resize(self, capacity: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _values(self, rows: np.ndarray) -> list[Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def nbytes(self) -> int:
+        return 0 if self.present is None else self.present.nbytes
+
+    def set(self, row: int, value: Any) -> None:
+        if self.odd:
+            self.odd.pop(row, None)
+        if not self._set(row, value):
+            self.odd[row] = value
+        if self.present is not None:
+            self.present[row] = True
+
+    def get(self, row: int) -> Any:
+        if self.present is not None and not self.present[row]:
+            return _ABSENT_ROW
+        if self.odd and row in self.odd:
+            return self.odd[row]
+        return self._get(row)
+
+    def resize(self, capacity: int) -> None:
+        self._resize(capacity)
+        if self.present is not None:
+            self.present = _resized(self.present, capacity, False)
+
+    def values(self, rows: np.ndarray) -> list[Any]:
+        """The values of ``rows`` as Python objects (absent rows as ``None``)."""
+        out = self._values(rows)
+        if self.odd:
+            where = {int(r): i for i, r in enumerate(rows.tolist()) if r in self.odd}
+            for row, i in where.items():
+                out[i] = self.odd[row]
+        if self.present is not None:
+            for i in np.flatnonzero(~self.present[rows]).tolist():
+                out[i] = None
+        return out
+
+    def series(self, rows: np.ndarray) -> Any:
+        """The column for a table: what pandas would infer from its values."""
+        import pandas as pd
+
+        # a NaN is a missing value in a table, as None is
+        return pd.Series(
+            [
+                None if type(v) is float and math.isnan(v) else v
+                for v in self.values(rows)
+            ]
+        )
+
+    def all_present(self, rows: np.ndarray) -> bool:
+        return self.present is None or bool(self.present[rows].all())
+
+    def any_present(self, rows: np.ndarray) -> bool:
+        return self.present is None or bool(self.present[rows].any())
+
+    def copy_rows(self, rows: np.ndarray) -> _Column:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _copy_common(self, new: _Column, rows: np.ndarray) -> _Column:
+        if self.odd:
+            where = {int(r): i for i, r in enumerate(rows.tolist())}
+            new.odd = {where[r]: v for r, v in self.odd.items() if r in where}
+        new.present = None if self.present is None else self.present[rows].copy()
+        return new
+
+
+def _resized(array: np.ndarray, capacity: int, fill: Any) -> np.ndarray:
+    out = np.full(capacity, fill, dtype=array.dtype)
+    n = min(capacity, len(array))
+    out[:n] = array[:n]
+    return out
+
+
+class _IntColumn(_Column):
+    """Integers in the narrowest of int8 ... int64 that holds them; ``None`` is the
+    type's smallest value."""
+
+    __slots__ = ("_data", "_max", "_min")
+
+    def __init__(self, capacity: int, present: bool) -> None:
+        super().__init__(capacity, present)
+        self.data = np.full(capacity, np.iinfo(np.int8).min, dtype=np.int8)
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._data
+
+    @data.setter
+    def data(self, array: np.ndarray) -> None:
+        self._data = array
+        info = np.iinfo(array.dtype)
+        self._min, self._max = int(info.min), int(info.max)
+
+    def _sentinel(self) -> int:
+        return self._min
+
+    def _set(self, row: int, value: Any) -> bool:
+        if value is None:
+            self._data[row] = self._min
+            return True
+        if type(value) is not int:
+            return False
+        if not self._min < value <= self._max:
+            if not -(2**63) < value < 2**63:
+                return False
+            self._widen(value)
+        self._data[row] = value
+        return True
+
+    def _widen(self, value: int) -> None:
+        old = self.data
+        sentinel = np.iinfo(old.dtype).min
+        for kind in _INT_TYPES:
+            info = np.iinfo(kind)
+            if info.min < value <= info.max and info.bits > old.dtype.itemsize * 8:
+                break
+        new = old.astype(kind)
+        new[old == sentinel] = np.iinfo(kind).min
+        self.data = new
+
+    def _get(self, row: int) -> Any:
+        value = int(self._data[row])
+        return None if value == self._min else value
+
+    def _resize(self, capacity: int) -> None:
+        self.data = _resized(self.data, capacity, self._sentinel())
+
+    def nbytes(self) -> int:
+        return super().nbytes() + self.data.nbytes
+
+    def _values(self, rows: np.ndarray) -> list[Any]:
+        data = self.data[rows]
+        sentinel = self._sentinel()
+        out: list[Any] = data.tolist()
+        for i in np.flatnonzero(data == sentinel).tolist():
+            out[i] = None
+        return out
+
+    def series(self, rows: np.ndarray) -> Any:
+        import pandas as pd
+
+        if self.odd or (self.present is not None and not self.present[rows].all()):
+            return super().series(rows)
+        data = self.data[rows]
+        missing = data == self._sentinel()
+        if not missing.any():
+            return pd.Series(data.astype(np.int64))
+        if missing.all():
+            return pd.Series([None] * len(rows), dtype=object)
+        out = data.astype(np.float64)
+        out[missing] = np.nan
+        return pd.Series(out)
+
+    def copy_rows(self, rows: np.ndarray) -> _Column:
+        new = _IntColumn(0, True)
+        new.data = self.data[rows].copy()
+        return self._copy_common(new, rows)
+
+
+class _FloatColumn(_Column):
+    """Floats as ``float64``; ``None`` is NaN (a NaN value is kept aside)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, capacity: int, present: bool) -> None:
+        super().__init__(capacity, present)
+        self.data = np.full(capacity, np.nan, dtype=np.float64)
+
+    def _set(self, row: int, value: Any) -> bool:
+        if value is None:
+            self.data[row] = np.nan
+            return True
+        if type(value) is not float or math.isnan(value):
+            return False
+        self.data[row] = value
+        return True
+
+    def _get(self, row: int) -> Any:
+        value = float(self.data[row])
+        return None if math.isnan(value) else value
+
+    def _resize(self, capacity: int) -> None:
+        self.data = _resized(self.data, capacity, np.nan)
+
+    def nbytes(self) -> int:
+        return super().nbytes() + self.data.nbytes
+
+    def _values(self, rows: np.ndarray) -> list[Any]:
+        data = self.data[rows]
+        out: list[Any] = data.tolist()
+        for i in np.flatnonzero(np.isnan(data)).tolist():
+            out[i] = None
+        return out
+
+    def series(self, rows: np.ndarray) -> Any:
+        import pandas as pd
+
+        if self.odd or (self.present is not None and not self.present[rows].all()):
+            return super().series(rows)
+        data = self.data[rows]
+        if np.isnan(data).all():
+            return pd.Series([None] * len(rows), dtype=object)
+        return pd.Series(data.copy())
+
+    def copy_rows(self, rows: np.ndarray) -> _Column:
+        new = _FloatColumn(0, True)
+        new.data = self.data[rows].copy()
+        return self._copy_common(new, rows)
+
+
+def _hashable(value: Any) -> Any:
+    """The dictionary's key of a value: its type with it (``1``, ``1.0`` and
+    ``True`` stay apart); lists of strings as tuples. ``None``: not encodable."""
+    kind = type(value)
+    if kind is list:
+        if all(type(v) is str for v in value):
+            return (list, tuple(value))
+        return None
+    if value is None or kind in (str, int, float, bool):
+        if kind is float and math.isnan(value):
+            return None
+        return (kind, value)
+    return None
+
+
+def _copied(value: Any) -> Any:
+    """A list value as a list of its own (rows never share one)."""
+    return list(value) if type(value) is list else value
+
+
+class _CodedColumn(_Column):
+    """Dictionary-encoded values (strings, flags, small sets of numbers, lists of
+    strings): a code per row, 8 bits until 256 distinct values, then 16, then 32.
+    Code 0 is ``None``."""
+
+    __slots__ = ("codes", "index", "uniques")
+
+    def __init__(self, capacity: int, present: bool) -> None:
+        super().__init__(capacity, present)
+        self.codes = np.zeros(capacity, dtype=np.uint8)
+        self.uniques: list[Any] = [None]
+        self.index: dict[Any, int] = {(type(None), None): 0}
+
+    def code(self, value: Any) -> int | None:
+        key = _hashable(value)
+        if key is None:
+            return None
+        code = self.index.get(key)
+        if code is None:
+            code = self.index[key] = len(self.uniques)
+            self.uniques.append(tuple(value) if type(value) is list else value)
+            if code > np.iinfo(self.codes.dtype).max:
+                wider = _CODE_TYPES[_CODE_TYPES.index(self.codes.dtype.type) + 1]
+                self.codes = self.codes.astype(wider)
+        return code
+
+    def _set(self, row: int, value: Any) -> bool:
+        code = self.code(value)
+        if code is None:
+            return False
+        self.codes[row] = code
+        return True
+
+    def _unique(self, code: int) -> Any:
+        value = self.uniques[code]
+        return list(value) if type(value) is tuple else value
+
+    def _get(self, row: int) -> Any:
+        return self._unique(int(self.codes[row]))
+
+    def _resize(self, capacity: int) -> None:
+        self.codes = _resized(self.codes, capacity, 0)
+
+    def nbytes(self) -> int:
+        return super().nbytes() + self.codes.nbytes
+
+    def _values(self, rows: np.ndarray) -> list[Any]:
+        lookup = [self._unique(i) for i in range(len(self.uniques))]
+        if any(type(v) is list for v in lookup):
+            return [_copied(lookup[c]) for c in self.codes[rows].tolist()]
+        return [lookup[c] for c in self.codes[rows].tolist()]
+
+    def series(self, rows: np.ndarray) -> Any:
+        import pandas as pd
+
+        if self.odd or (self.present is not None and not self.present[rows].all()):
+            return super().series(rows)
+        codes = self.codes[rows]
+        used = np.flatnonzero(np.bincount(codes, minlength=len(self.uniques)))
+        remap = np.zeros(len(self.uniques), dtype=np.int64)
+        remap[used] = np.arange(len(used))
+        uniques = [self._unique(int(i)) for i in used]
+        if any(type(v) is list for v in uniques):
+            # one list per row, as a table of records has
+            return pd.Series(
+                [_copied(uniques[c]) for c in remap[codes].tolist()], dtype=object
+            )
+        return pd.Series(uniques).take(remap[codes]).reset_index(drop=True)
+
+    def copy_rows(self, rows: np.ndarray) -> _Column:
+        new = _CodedColumn(0, True)
+        new.codes = self.codes[rows].copy()
+        new.uniques = list(self.uniques)
+        new.index = dict(self.index)
+        return self._copy_common(new, rows)
+
+
+class _KeyColumn(_Column):
+    """Task keys ``<prefix>-<number>``: the prefix dictionary-encoded, the number
+    an integer (a key without a number: the number is ``None``)."""
+
+    __slots__ = ("numbers", "prefixes")
+
+    def __init__(self, capacity: int, present: bool) -> None:
+        super().__init__(capacity, present)
+        self.prefixes = _CodedColumn(capacity, True)
+        self.numbers = _IntColumn(capacity, True)
+
+    def _set(self, row: int, value: Any) -> bool:
+        if value is not None and type(value) is not str:
+            return False
+        head, number = value, None
+        if value is not None:
+            prefix, sep, tail = value.rpartition("-")
+            if sep and tail.isdigit() and tail.isascii() and str(int(tail)) == tail:
+                head, number = prefix, int(tail)
+        return self.prefixes._set(row, head) and self.numbers._set(row, number)
+
+    def _get(self, row: int) -> Any:
+        head, number = self.prefixes._get(row), self.numbers._get(row)
+        return head if number is None else f"{head}-{number}"
+
+    def _resize(self, capacity: int) -> None:
+        self.prefixes._resize(capacity)
+        self.numbers._resize(capacity)
+
+    def nbytes(self) -> int:
+        return super().nbytes() + self.prefixes.nbytes() + self.numbers.nbytes()
+
+    def _values(self, rows: np.ndarray) -> list[Any]:
+        heads = self.prefixes._values(rows)
+        numbers = self.numbers._values(rows)
+        return [
+            h if n is None else f"{h}-{n}" for h, n in zip(heads, numbers, strict=True)
+        ]
+
+    def arrow(self, rows: np.ndarray) -> Any:
+        """The keys as a pyarrow string array, joined by pyarrow (fast)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        heads = pa.DictionaryArray.from_arrays(
+            pa.array(self.prefixes.codes[rows].astype(np.int32)),
+            pa.array([v if v is not None else None for v in self.prefixes.uniques]),
+        ).cast(pa.string())
+        numbers = self.numbers.data[rows]
+        missing = numbers == self.numbers._sentinel()
+        nums = pa.array(numbers.astype(np.int64), mask=missing).cast(pa.string())
+        joined = pc.binary_join_element_wise(heads, nums, "-")
+        return pc.if_else(pc.is_null(nums), heads, joined)
+
+    def series(self, rows: np.ndarray) -> Any:
+        import pandas as pd
+
+        if self.odd or (self.present is not None and not self.present[rows].all()):
+            return super().series(rows)
+        return pd.Series(self.arrow(rows).to_pylist())
+
+    def copy_rows(self, rows: np.ndarray) -> _Column:
+        new = _KeyColumn(0, True)
+        new.prefixes = self.prefixes.copy_rows(rows)  # type: ignore[assignment]
+        new.numbers = self.numbers.copy_rows(rows)  # type: ignore[assignment]
+        return self._copy_common(new, rows)
+
+
+class _MapColumn(_Column):
+    """``{name: int}`` mappings (``column_bytes``): the names dictionary-encoded as
+    a tuple, the numbers in a flat int64 buffer from a per-row start."""
+
+    __slots__ = ("flat", "names", "size", "starts")
+
+    def __init__(self, capacity: int, present: bool) -> None:
+        super().__init__(capacity, present)
+        self.names = _CodedColumn(capacity, True)
+        self.starts = _IntColumn(capacity, True)
+        self.flat = np.zeros(0, dtype=np.int64)
+        self.size = 0
+
+    def _set(self, row: int, value: Any) -> bool:
+        if value is None:
+            return self.names._set(row, None) and self.starts._set(row, None)
+        if type(value) is not dict:
+            return False
+        names = list(value)
+        numbers = list(value.values())
+        if not all(type(k) is str for k in names) or not all(
+            type(v) is int and -(2**63) <= v < 2**63 for v in numbers
+        ):
+            return False
+        if self.size + len(numbers) > len(self.flat):
+            self.flat = _resized(
+                self.flat, max(2 * len(self.flat), self.size + len(numbers), 64), 0
+            )
+        self.flat[self.size : self.size + len(numbers)] = numbers
+        start, self.size = self.size, self.size + len(numbers)
+        return self.names._set(row, names) and self.starts._set(row, start)
+
+    def _get(self, row: int) -> Any:
+        names = self.names._get(row)
+        if names is None:
+            return None
+        start = self.starts._get(row)
+        return dict(
+            zip(names, self.flat[start : start + len(names)].tolist(), strict=True)
+        )
+
+    def _resize(self, capacity: int) -> None:
+        self.names._resize(capacity)
+        self.starts._resize(capacity)
+
+    def trim(self) -> None:
+        self.flat = self.flat[: self.size].copy()
+
+    def nbytes(self) -> int:
+        return (
+            super().nbytes()
+            + self.names.nbytes()
+            + self.starts.nbytes()
+            + self.flat.nbytes
+        )
+
+    def _values(self, rows: np.ndarray) -> list[Any]:
+        flat = self.flat.tolist()
+        out: list[Any] = []
+        uniques = self.names.uniques
+        codes = self.names.codes[rows].tolist()
+        starts = self.starts.data[rows].tolist()
+        for code, start in zip(codes, starts, strict=True):
+            names = uniques[code]
+            out.append(
+                None
+                if names is None
+                else dict(zip(names, flat[start : start + len(names)], strict=True))
+            )
+        return out
+
+    def copy_rows(self, rows: np.ndarray) -> _Column:
+        new = _MapColumn(0, True)
+        new.names = self.names.copy_rows(rows)  # type: ignore[assignment]
+        new.starts = self.starts.copy_rows(rows)  # type: ignore[assignment]
+        new.flat, new.size = self.flat[: self.size].copy(), self.size
+        return self._copy_common(new, rows)
+
+
+def _column_for(name: str, capacity: int, present: bool) -> _Column:
+    if name in _INTS:
+        return _IntColumn(capacity, present)
+    if name in _FLOATS:
+        return _FloatColumn(capacity, present)
+    if name == "key":
+        return _KeyColumn(capacity, present)
+    if name == "column_bytes":
+        return _MapColumn(capacity, present)
+    return _CodedColumn(capacity, present)
+
+
+class ChunkRecords(Sequence[dict[str, Any]]):
+    """Chunk records held column-wise; reads as a sequence of one dict per chunk.
+
+    ``report["sizing"]`` of a :class:`~coffea_sizing.SizingDaskExecutor` run and
+    ``load_records(path)["sizing"]`` are one. Each field is a typed column (see the
+    module notes), a few bytes per chunk; a value a column cannot type (a field
+    of another type than its name says) is kept as it is, so every record reads
+    back equal to the one stored.
+
+    Parameters
+    ----------
+    rows : int, optional
+        Rows to start with, each holding ``fields`` as ``None``.
+    fields : iterable of str, optional
+        Fields every row has (``None`` until set); other fields are added as they
+        are set, absent from the rows that never set them.
+
+    Examples
+    --------
+    >>> from coffea_sizing.columnar import ChunkRecords
+    >>> recs = ChunkRecords.from_records([
+    ...     {"key": "coffea-sizing-chunk-ab12-0", "bytesread": 527, "columns": ["nJet"]},
+    ...     {"key": "coffea-sizing-chunk-ab12-1", "bytesread": None, "columns": []}])
+    >>> len(recs), recs[1]
+    (2, {'key': 'coffea-sizing-chunk-ab12-1', 'bytesread': None, 'columns': []})
+    >>> recs == [dict(r) for r in recs], [r["bytesread"] for r in recs]
+    (True, [527, None])
+    >>> recs.column("columns")
+    [['nJet'], []]
+    """
+
+    def __init__(self, rows: int = 0, fields: Iterable[str] = ()) -> None:
+        self._n = rows
+        self._capacity = rows
+        self._columns: dict[str, _Column] = {
+            name: _column_for(name, rows, True) for name in fields
+        }
+
+    # ------------------------------------------------------------ building
+    @classmethod
+    def from_records(cls, records: Iterable[Mapping[str, Any]]) -> ChunkRecords:
+        """Records (mappings) held column-wise, equal to them row by row."""
+        if isinstance(records, ChunkRecords):
+            return records.take(np.arange(len(records)))
+        out = cls()
+        for record in records:
+            out.append(record)
+        out.finish()
+        return out
+
+    def _grow(self, rows: int) -> None:
+        if rows <= self._capacity:
+            return
+        capacity = max(rows, int(self._capacity * 1.5), 64)
+        for column in self._columns.values():
+            column.resize(capacity)
+        self._capacity = capacity
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Add a row holding ``record``'s fields (fields it lacks: absent)."""
+        row = self._n
+        self._grow(row + 1)
+        self._n += 1
+        for name in self._columns:
+            if name not in record:
+                self.discard(row, name)
+        self.update(row, record)
+
+    def update(self, row: int, record: Mapping[str, Any]) -> None:
+        """Set ``record``'s fields in row ``row`` (others unchanged)."""
+        if not 0 <= row < self._n:
+            raise IndexError(f"row {row} of {self._n}")
+        columns = self._columns
+        for name, value in record.items():
+            column = columns.get(name)
+            if column is None:
+                column = columns[str(name)] = _column_for(
+                    str(name), self._capacity, False
+                )
+            # column.set(row, value), inlined: this runs per field per chunk
+            if column.odd:
+                column.odd.pop(row, None)
+            if not column._set(row, value):
+                column.odd[row] = value
+            if column.present is not None:
+                column.present[row] = True
+
+    def fill(self, name: str, values: Sequence[Any]) -> None:
+        """Set field ``name`` of every row, from ``values`` (one per row)."""
+        if len(values) != self._n:
+            raise ValueError(f"{len(values)} values for {self._n} rows")
+        column = self._columns.get(name)
+        if column is None:
+            column = self._columns[name] = _column_for(name, self._capacity, True)
+        if isinstance(column, _CodedColumn) and not column.odd:
+            codes = [column.code(v) for v in values]
+            if None not in codes:
+                column.codes[: self._n] = np.asarray(codes, dtype=np.int64)
+                if column.present is not None:
+                    column.present[: self._n] = True
+                return
+        for row, value in enumerate(values):
+            column.set(row, value)
+
+    def value(self, row: int, name: str) -> Any:
+        """Field ``name`` of row ``row`` (``None`` when the row lacks it)."""
+        column = self._columns.get(name)
+        value = None if column is None else column.get(row)
+        return None if value is _ABSENT_ROW else value
+
+    def distinct(self, name: str) -> list[Any]:
+        """The distinct values of a dictionary-encoded field (and any others)."""
+        column = self._columns.get(name)
+        if not isinstance(column, _CodedColumn):
+            return self.column(name)
+        used = np.flatnonzero(
+            np.bincount(column.codes[: self._n], minlength=len(column.uniques))
+        )
+        return [column._unique(int(i)) for i in used] + list(column.odd.values())
+
+    def discard(self, row: int, name: str) -> None:
+        """Make field ``name`` absent from row ``row``."""
+        column = self._columns.get(name)
+        if column is None:
+            return
+        if column.present is None:
+            column.present = np.ones(self._capacity, dtype=bool)
+        column.present[row] = False
+        column.odd.pop(row, None)
+
+    def finish(self) -> ChunkRecords:
+        """Release spare capacity (after the last row); returns ``self``."""
+        if self._capacity != self._n:
+            for column in self._columns.values():
+                column.resize(self._n)
+            self._capacity = self._n
+        for column in self._columns.values():
+            if column.present is not None and column.present.all():
+                column.present = None
+            if isinstance(column, _MapColumn):
+                column.trim()
+        return self
+
+    # ------------------------------------------------------------ reading
+    @property
+    def fields(self) -> list[str]:
+        """The fields of the records, in the order they first appeared."""
+        return list(self._columns)
+
+    def has(self, name: str, *, every: bool = False) -> bool:
+        """Whether any row (``every``: every row) has field ``name``."""
+        column = self._columns.get(name)
+        if column is None:
+            return False
+        rows = np.arange(self._n)
+        return column.all_present(rows) if every else column.any_present(rows)
+
+    def column(self, name: str) -> list[Any]:
+        """One field's values, row by row (``None`` where a row lacks it)."""
+        column = self._columns.get(name)
+        if column is None:
+            return [None] * self._n
+        return column.values(np.arange(self._n))
+
+    def nbytes(self) -> int:
+        """Bytes of the columns' buffers (dictionaries and odd values not counted)."""
+        return sum(column.nbytes() for column in self._columns.values())
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _row(self, row: int) -> dict[str, Any]:
+        out = {}
+        for name, column in self._columns.items():
+            value = column.get(row)
+            if value is not _ABSENT_ROW:
+                out[name] = value
+        return out
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> ChunkRecords: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return self.take(np.arange(self._n)[index])
+        row = int(index)
+        if row < 0:
+            row += self._n
+        if not 0 <= row < self._n:
+            raise IndexError(f"record {index} of {self._n}")
+        return self._row(row)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        names = list(self._columns)
+        rows = np.arange(self._n)
+        values = [self._columns[name].values(rows) for name in names]
+        present = [
+            None if column.present is None else column.present[: self._n].tolist()
+            for column in self._columns.values()
+        ]
+        for i in range(self._n):
+            yield {
+                name: vals[i]
+                for name, vals, has in zip(names, values, present, strict=True)
+                if has is None or has[i]
+            }
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> ChunkRecords:
+        """The records of ``rows``, in that order, as a new :class:`ChunkRecords`."""
+        index = np.asarray(rows, dtype=np.int64)
+        out = ChunkRecords()
+        out._n = out._capacity = len(index)
+        out._columns = {
+            name: column.copy_rows(index) for name, column in self._columns.items()
+        }
+        return out.finish()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ChunkRecords | list | tuple):
+            return len(self) == len(other) and all(
+                a == b for a, b in zip(self, other, strict=True)
+            )
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: Any) -> list[dict[str, Any]]:
+        if isinstance(other, ChunkRecords | list | tuple):
+            return [*self, *other]
+        return NotImplemented
+
+    def __radd__(self, other: Any) -> list[dict[str, Any]]:
+        if isinstance(other, list | tuple):
+            return [*other, *self]
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"<ChunkRecords: {self._n} records, {len(self._columns)} fields>"
+
+    # ------------------------------------------------------------ tables
+    def to_frame(self, fields: Sequence[str] = ()) -> pd.DataFrame:
+        """A table: ``fields`` first (``None`` columns if no row has them), then
+        the other fields; column types as pandas infers them from the records."""
+        import pandas as pd
+
+        rows = np.arange(self._n)
+        names = list(fields) + [n for n in self._columns if n not in set(fields)]
+        data = {}
+        for name in names:
+            column = self._columns.get(name)
+            if column is None:
+                data[name] = pd.Series([None] * self._n, dtype=object)
+            else:
+                data[name] = column.series(rows)
+        if not names:
+            return pd.DataFrame(index=pd.RangeIndex(self._n))
+        return pd.DataFrame(data, columns=names)
+
+    def to_arrow(self) -> tuple[list[str], list[pa.Array], list[str], pa.Array | None]:
+        """The columns as pyarrow arrays for :func:`~coffea_sizing.save_records`:
+        ``(fields, arrays, json_fields, absent)``, ``absent`` the per-row list of
+        fields a row lacks (``None`` when every row has every field)."""
+        import json
+
+        import pyarrow as pa
+
+        rows = np.arange(self._n)
+        names: list[str] = []
+        arrays: list[pa.Array] = []
+        json_fields: list[str] = []
+        for name, column in self._columns.items():
+            array = _arrow(column, rows)
+            if array is None:
+                values = column.values(rows)
+                ok = False
+                if not any(isinstance(v, Mapping) for v in values):
+                    try:
+                        array = pa.array(values)
+                        ok = array.to_pylist() == values
+                    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                        pass
+                if not ok:
+                    array = pa.array(
+                        [None if v is None else json.dumps(v) for v in values],
+                        type=pa.string(),
+                    )
+                    json_fields.append(name)
+            names.append(name)
+            arrays.append(array)
+        absent = None
+        if not names and self._n:  # rows without fields: kept as rows all the same
+            absent = pa.array([[]] * self._n, type=pa.list_(pa.string()))
+        if any(column.present is not None for column in self._columns.values()):
+            lacking: list[list[str]] = [[] for _ in range(self._n)]
+            for name, column in self._columns.items():
+                if column.present is not None:
+                    for i in np.flatnonzero(~column.present[: self._n]).tolist():
+                        lacking[i].append(name)
+            absent = pa.array(lacking, type=pa.list_(pa.string()))
+        return names, arrays, json_fields, absent
+
+    @classmethod
+    def from_arrow(
+        cls,
+        table: Any,
+        fields: Sequence[str],
+        json_fields: Iterable[str] = (),
+        absent: str | None = None,
+    ) -> ChunkRecords:
+        """Records from a pyarrow table that :meth:`to_arrow` made (read back)."""
+        import json
+
+        out = cls()
+        n = out._n = out._capacity = table.num_rows
+        as_json = set(json_fields)
+        for name in fields:
+            array = table.column(name).combine_chunks()
+            column = None if name in as_json else _from_arrow(name, array, n)
+            if column is None:
+                column = _column_for(name, n, True)
+                values = array.to_pylist()
+                if name in as_json:
+                    values = [None if v is None else json.loads(v) for v in values]
+                for i, value in enumerate(values):
+                    column.set(i, value)
+            out._columns[name] = column
+        if absent is not None and absent in table.column_names:
+            lacking = table.column(absent).to_pylist()
+            for i, names in enumerate(lacking):
+                for name in names or ():
+                    out.discard(i, name)
+        return out.finish()
+
+
+def _arrow(column: _Column, rows: np.ndarray) -> Any:
+    """A pyarrow array of a column's values, or ``None`` (then built from them)."""
+    import pyarrow as pa
+
+    if column.odd:
+        return None
+    if isinstance(column, _IntColumn):
+        data = column.data[rows]
+        missing = data == column._sentinel()
+        if missing.all():
+            return pa.nulls(len(rows))
+        return pa.array(data.astype(np.int64), mask=missing if missing.any() else None)
+    if isinstance(column, _FloatColumn):
+        data = column.data[rows]
+        missing = np.isnan(data)
+        if missing.all():
+            return pa.nulls(len(rows))
+        return pa.array(data, mask=missing if missing.any() else None)
+    if isinstance(column, _KeyColumn):
+        return column.arrow(rows)
+    if isinstance(column, _CodedColumn):
+        codes = column.codes[rows]
+        used = np.flatnonzero(np.bincount(codes, minlength=len(column.uniques)))
+        uniques = [column._unique(int(i)) for i in used]
+        kinds = {type(v) for v in uniques if v is not None}
+        if not kinds:
+            return pa.nulls(len(rows))
+        if len(kinds) > 1 or kinds <= {int}:
+            return None  # pyarrow types them from the values
+        kind = kinds.pop()
+        remap = np.zeros(len(column.uniques), dtype=np.int32)
+        remap[used] = np.arange(len(used), dtype=np.int32)
+        local = remap[codes]
+        if kind is str:
+            dictionary = pa.array(uniques, type=pa.string())
+            is_null = np.asarray([v is None for v in uniques])[local]
+            return pa.DictionaryArray.from_arrays(
+                pa.array(local, mask=is_null if is_null.any() else None), dictionary
+            ).cast(pa.string())
+        if kind in (bool, float, list):
+            typed = pa.array(uniques)
+            return typed.take(pa.array(local))
+        return None
+    return None
+
+
+def _from_arrow(name: str, array: Any, n: int) -> _Column | None:
+    """A column read from a pyarrow array without Python objects per row, or
+    ``None`` (then value by value)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = array.type
+    if pa.types.is_null(kind):
+        column = _column_for(name, n, True)
+        return column if not isinstance(column, _MapColumn) else None
+    if name in _INTS and pa.types.is_integer(kind):
+        ints = _IntColumn(0, True)
+        data = array.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        valid = array.is_valid().to_numpy(zero_copy_only=False)
+        lo, hi = (int(data.min()), int(data.max())) if n else (0, 0)
+        for dtype in _INT_TYPES:
+            info = np.iinfo(dtype)
+            if info.min < lo and hi <= info.max:
+                break
+        if not np.iinfo(dtype).min < lo:
+            return None
+        ints.data = data.astype(dtype)
+        ints.data[~valid] = np.iinfo(dtype).min
+        return ints
+    if name in _FLOATS and pa.types.is_floating(kind):
+        floats = _FloatColumn(0, True)
+        data = array.to_numpy(zero_copy_only=False).astype(np.float64)
+        valid = array.is_valid().to_numpy(zero_copy_only=False)
+        if np.isnan(data[valid]).any():
+            return None
+        floats.data = data
+        return floats
+    if name == "key" or name in _INTS or name in _FLOATS or name == "column_bytes":
+        return None
+    if (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_list(kind)
+        or pa.types.is_dictionary(kind)
+    ):
+        if pa.types.is_dictionary(kind):
+            array = array.cast(kind.value_type)
+        if pa.types.is_list(kind):
+            return _lists_from_arrow(array)
+        encoded = pc.dictionary_encode(array)
+        dictionary = encoded.dictionary.to_pylist()
+        coded = _CodedColumn(0, True)
+        codes = [coded.code(v) for v in dictionary]
+        if any(c is None for c in codes):
+            return None
+        lookup = np.asarray([0, *codes], dtype=np.int64)
+        indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        coded.codes = lookup[indices.astype(np.int64) + 1].astype(coded.codes.dtype)
+        return coded
+    return None
+
+
+def _lists_from_arrow(array: Any) -> _Column | None:
+    """A column of lists of strings, dictionary-encoded by pyarrow: each list
+    joined (with its length) into one string, the rows of one string sharing the
+    list of its first row. ``None`` when an element holds the separator."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_string(array.type.value_type):
+        return None
+    if len(array) == 0:
+        return _CodedColumn(0, True)
+    if pc.any(pc.match_substring(pc.list_flatten(array), "\x1f")).as_py():
+        return None
+    joined = pc.binary_join_element_wise(
+        pc.cast(pc.list_value_length(array), pa.string()),
+        pc.binary_join(array, "\x1f"),
+        "\x1e",
+    )
+    encoded = pc.dictionary_encode(joined)
+    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    first = np.full(len(encoded.dictionary), -1, dtype=np.int64)
+    valid = np.flatnonzero(indices >= 0)
+    # the first row of each distinct list (reversed: the last write wins)
+    first[indices[valid][::-1]] = valid[::-1]
+    coded = _CodedColumn(0, True)
+    codes = [coded.code(array[int(row)].as_py()) for row in first.tolist()]
+    if any(c is None for c in codes):
+        return None
+    lookup = np.asarray([0, *codes], dtype=np.int64)
+    coded.codes = lookup[indices.astype(np.int64) + 1].astype(coded.codes.dtype)
+    return coded
