@@ -9,8 +9,9 @@ Usage::
     python benchmarks/bench_phases.py --out benchmarks/results/bench_phases.json
 
 For every processor, the chunk size A at which its chunks take about
-``--target-seconds`` (0.6 s: measured on a calibration run) and B = 3 A; one
-generated file of 12 B events, read from the local disk, through a real ``xrootd``
+``--target-seconds`` (0.9 s of wall time on a calibration run; a run's own chunks of A
+take less, their fixed part being spread over more events: the script prints their
+median) and B = 2 A; one generated file of 4 B events, read from the local disk, through a real ``xrootd``
 on 127.0.0.1 (``tests/servers.py``) and through that server behind a relay that
 delays every response by 5 ms. For every processor, source and repeat, a run at A
 and a run at B with :class:`~coffea_sizing.SizingDaskExecutor` on one
@@ -31,6 +32,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import math
 import os
 import platform
 import shutil
@@ -101,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--target-seconds", type=float, default=0.6)
-    parser.add_argument("--ratio", type=int, default=3, help="B = ratio x A")
+    parser.add_argument("--target-seconds", type=float, default=0.9)
+    parser.add_argument("--ratio", type=int, default=2, help="B = ratio x A")
     parser.add_argument("--delay-ms", type=float, default=5.0)
     parser.add_argument("--out", default=None, help="also write JSON here")
     args = parser.parse_args(argv)
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         make_nanoaod(calibration, 20_000, events_per_basket=5_000, branches=BRANCHES)
         say(
             f"{len(procs)} processors; A: chunks of ~{args.target_seconds:g} s, "
-            f"B = {args.ratio} x A; a file of {4 * args.ratio} x B events per "
+            f"B = {args.ratio} x A; a file of 4 x B events per "
             f"processor; {args.repeats} repeats; 2 workers x 1 thread; "
             f"{time.strftime('%Y-%m-%d %H:%M')} UTC, load {os.getloadavg()[0]:.1f}"
         )
@@ -224,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
                             / statistics.median(values),
                         }
                     )
+
+    shortest = min(n["medians"][0] for n in noise) if noise else math.nan
+    say(f"shortest median chunk of any run: {shortest:.2f} s")
 
     def stats(key: str) -> tuple[float, float]:
         errors = [abs(r[key]) for r in rows]
