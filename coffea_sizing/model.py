@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .findings import format_bytes, format_seconds, plural
+from .records import PHASE_FIELDS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,6 +51,7 @@ __all__ = [
     "phase_fits",
     "predict_dataset",
     "recommend",
+    "size_series",
     "static_chunks",
     "total_wall_fit",
 ]
@@ -236,15 +238,7 @@ class AdviceError(ValueError):
 
 #: The phases of the time model: the records' phases (``records.PHASE_FIELDS``)
 #: and ``gap``, what no phase names (``records.phase_gap``).
-MODEL_PHASES: tuple[str, ...] = (
-    "loadtime",
-    "opentime",
-    "buildtime",
-    "processtime",
-    "outputtime",
-    "sizing_overhead",
-    "gap",
-)
+MODEL_PHASES: tuple[str, ...] = (*PHASE_FIELDS, "gap")
 #: The columns of :func:`predict_dataset` (and ``Advice.predict``).
 PREDICT_COLUMNS = (
     "dataset",
@@ -628,8 +622,6 @@ REMOTE_PROTOCOLS = frozenset({"root", "http", "https", "s3", "gs", "xrootd"})
 
 def _phase_matrix(done: pd.DataFrame) -> tuple[np.ndarray[Any, Any], dict[str, Any]]:
     """The chunks with every phase measured, and each phase's seconds on them."""
-    from .records import PHASE_FIELDS
-
     values = {name: numeric(done, name) for name in PHASE_FIELDS}
     wall = numeric(done, "walltime")
     values["gap"] = wall - sum(values[name] for name in PHASE_FIELDS)
@@ -839,15 +831,29 @@ def predict_dataset(model: DatasetModel, chunksize: int) -> dict[str, Any]:
     }
 
 
-def candidates(model: DatasetModel, measured_size: int) -> list[int]:
-    largest = max((f.num_entries for f in model.files), default=1) or 1
-    out = {measured_size, largest}
+def size_series(largest: int) -> set[int]:
+    """The chunk sizes tried: 1-2-5 times a power of ten, from 100 to ``largest``.
+
+    Examples
+    --------
+    >>> from coffea_sizing.model import size_series
+    >>> sorted(size_series(1_200))
+    [100, 200, 500, 1000]
+    """
+    out = set()
     decade = 1
     while decade <= largest:
         for m in _SERIES:
             if 100 <= m * decade <= largest:
                 out.add(m * decade)
         decade *= 10
+    return out
+
+
+def candidates(model: DatasetModel, measured_size: int) -> list[int]:
+    """The sizes the recommendation weighs: the series, the run's and a whole file."""
+    largest = max((f.num_entries for f in model.files), default=1) or 1
+    out = {measured_size, largest, *size_series(largest)}
     return sorted(s for s in out if s >= 1)
 
 

@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .findings import format_bytes, format_seconds, plural
-from .model import CHUNKS_PER_WORKER, HIGH_QUANTILE, DatasetModel, Fit, static_chunks
+from .model import (
+    CHUNKS_PER_WORKER,
+    HIGH_QUANTILE,
+    DatasetModel,
+    Fit,
+    size_series,
+    static_chunks,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,8 +70,6 @@ EXTRAPOLATION = 2.0
 _BOOTSTRAP = 1000
 #: More files than this: progress lines on stderr while their metadata is read.
 _PROGRESS_FILES = 50
-#: Chunk sizes tried: this 1-2-5 series from 100 up to the largest file.
-_SERIES = (1, 2, 5)
 
 
 class PlanError(ValueError):
@@ -618,12 +623,7 @@ def _candidates(files: list[FilePlan], extra: set[int]) -> list[int]:
     largest = max((f.num_entries for f in files), default=1) or 1
     out = {largest, *(s for s in extra if 1 <= s <= largest)}
     out.update(f.num_entries for f in files if f.num_entries > 0)
-    decade = 1
-    while decade <= largest:
-        for m in _SERIES:
-            if 100 <= m * decade <= largest:
-                out.add(m * decade)
-        decade *= 10
+    out.update(size_series(largest))
     return sorted(out)
 
 
