@@ -22,7 +22,7 @@ from coffea.nanoevents import NanoAODSchema
 from coffea_sizing import SizingDaskExecutor, SizingWarning, chunk_table
 from coffea_sizing.plugin import scheduler_state
 
-from conftest import CLEAN_STATE, FailAt, Hog, check_invariants, run
+from conftest import CLEAN_STATE, FailAt, Hog, check_invariants, run, scaled
 
 pytestmark = pytest.mark.executor
 
@@ -110,6 +110,7 @@ def test_use_result_type_err_carries_the_records(
 
 def test_keyboard_interrupt_keeps_the_records(client: Any, generated_file: str) -> None:
     done = threading.Event()
+    seen: list[str] = []
 
     def interrupt() -> None:
         # Ctrl-C once two chunks of the run have reported (not in preprocessing)
@@ -117,16 +118,21 @@ def test_keyboard_interrupt_keeps_the_records(client: Any, generated_file: str) 
 
         def reported() -> int:
             runs = _DISPATCHERS.get(client)
-            return (
-                max((len(c.chunks) for c in runs.runs.values()), default=0)
-                if runs
-                else 0
-            )
+            if runs is None:
+                return 0
+            # a copy: the client's event loop adds and drops runs meanwhile
+            return max((len(c.chunks) for c in list(runs.runs.values())), default=0)
 
-        deadline = time.monotonic() + 60
-        while not done.is_set() and reported() < 2 and time.monotonic() < deadline:
+        deadline = time.monotonic() + scaled(60)
+        while not done.is_set() and time.monotonic() < deadline:
+            try:
+                if reported() >= 2:
+                    break
+            except RuntimeError as err:  # a dict changed under us: look again
+                seen.append(str(err))
             time.sleep(0.02)
         if not done.is_set():
+            seen.append("interrupted")
             os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt, daemon=True).start()
@@ -140,6 +146,7 @@ def test_keyboard_interrupt_keeps_the_records(client: Any, generated_file: str) 
             )
     finally:
         done.set()
+    assert "interrupted" in seen, seen
     table = chunk_table(info.value.sizing)  # type: ignore[attr-defined]
     assert 2 <= len(table) < 20
     assert (table["bytesread"] > 0).all()
