@@ -16,11 +16,11 @@ chunks done.
 Attempts are starts a worker announced, not the scheduler's assignments: the
 scheduler gives a worker a few more tasks than it has threads, and a worker that dies
 takes its queue with it. Each chunk and merge task therefore tells the plugin, as its
-first act on the worker, that it started (:func:`_announce_start`: a ``STARTED``
+first act on the worker, that it started (``_announce_start``: a ``STARTED``
 message written on the worker's own stream to the scheduler and waited for, so a
 worker that dies in the chunk a moment later has already said so). The plugin counts
 a start only with the run's start token (derived from its secret,
-:func:`_start_token`) and from the worker the task is processing on now, once per
+``_start_token``) and from the worker the task is processing on now, once per
 assignment, or from the worker whose death just gave the task back (a start read
 after a nanny reported the death); a result or an error the worker reports counts
 as a start when its start did not arrive.

@@ -284,6 +284,22 @@ class FailAt(JetProcessor):
         return super().process(events)
 
 
+class MarkAt(JetProcessor):
+    """Sleeps ``pause`` s on every chunk; touches ``marker`` (a path) when the chunk
+    starting at ``start`` begins: a sign, outside the client, that the run is well
+    under way."""
+
+    def __init__(self, start: int, marker: str, pause: float) -> None:
+        super().__init__()
+        self.start, self.marker, self.pause = start, marker, pause
+
+    def process(self, events: Any) -> dict[str, object]:
+        if events.metadata["entrystart"] == self.start:
+            Path(self.marker).touch()
+        time.sleep(self.pause)
+        return super().process(events)
+
+
 class Hog(JetProcessor):
     """Allocates (and touches) ``nbytes`` on the chunk starting at ``victim``."""
 

@@ -8,6 +8,7 @@ with forged identity or wrong types, coffea's ``use_result_type``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -22,7 +23,15 @@ from coffea.nanoevents import NanoAODSchema
 from coffea_sizing import SizingDaskExecutor, SizingWarning, chunk_table
 from coffea_sizing.plugin import scheduler_state
 
-from conftest import CLEAN_STATE, FailAt, Hog, check_invariants, run, scaled
+from conftest import (
+    CLEAN_STATE,
+    FailAt,
+    Hog,
+    MarkAt,
+    check_invariants,
+    run,
+    scaled,
+)
 
 pytestmark = pytest.mark.executor
 
@@ -108,12 +117,17 @@ def test_use_result_type_err_carries_the_records(
     assert scheduler_state(client) == CLEAN_STATE
 
 
-def test_keyboard_interrupt_keeps_the_records(client: Any, generated_file: str) -> None:
+def test_keyboard_interrupt_keeps_the_records(
+    client: Any, generated_file: str, tmp_path: Any
+) -> None:
     done = threading.Event()
+    marker = tmp_path / "under-way"
     seen: list[str] = []
 
     def interrupt() -> None:
-        # Ctrl-C once two chunks of the run have reported (not in preprocessing)
+        # Ctrl-C once the run is well under way: the 9th chunk has started on a
+        # worker (so chunks have finished) and, if they show in time, two chunks
+        # have reported to the client
         from coffea_sizing.executor import _DISPATCHERS
 
         def reported() -> int:
@@ -123,13 +137,14 @@ def test_keyboard_interrupt_keeps_the_records(client: Any, generated_file: str) 
             # a copy: the client's event loop adds and drops runs meanwhile
             return max((len(c.chunks) for c in list(runs.runs.values())), default=0)
 
-        deadline = time.monotonic() + scaled(60)
+        deadline = time.monotonic() + scaled(120)
+        while not (done.is_set() or marker.exists()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        deadline = time.monotonic() + scaled(10)
         while not done.is_set() and time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(RuntimeError):  # a dict changed under us
                 if reported() >= 2:
                     break
-            except RuntimeError as err:  # a dict changed under us: look again
-                seen.append(str(err))
             time.sleep(0.02)
         if not done.is_set():
             seen.append("interrupted")
@@ -142,11 +157,11 @@ def test_keyboard_interrupt_keeps_the_records(client: Any, generated_file: str) 
                 client,
                 {"gen": [generated_file]},
                 chunksize=1_000,
-                proc=FailAt(-1, pause=1.0),
+                proc=MarkAt(8_000, str(marker), pause=1.0),
             )
     finally:
         done.set()
-    assert "interrupted" in seen, seen
+    assert "interrupted" in seen, "the run ended before the interrupt"
     table = chunk_table(info.value.sizing)  # type: ignore[attr-defined]
     assert 2 <= len(table) < 20
     assert (table["bytesread"] > 0).all()
