@@ -11,6 +11,7 @@ below, each with the source of its value.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -105,6 +106,12 @@ class Evidence:
     model: Mapping[str, DatasetModel]
     worker_memory: float | None = None
     process_only: bool = False
+
+    @functools.cached_property
+    def phase_medians(self) -> list[_Medians]:
+        """The median phases of each dataset's chunks, computed once for the rules
+        that read them."""
+        return list(_phase_medians(self))
 
     def datasets(self) -> Iterator[tuple[str, DatasetModel, pd.DataFrame]]:
         """``(name, model, its chunk rows)`` of every dataset, in name order."""
@@ -477,7 +484,7 @@ def latency_bound(ev: Evidence) -> list[Finding]:
     """``latency-bound``: chunks spent most of their time blocked in many small
     reads."""
     out = []
-    for m in _phase_medians(ev):
+    for m in ev.phase_medians:
         share, requests, nbytes = _read_share(m), m["read_requests"], m["bytesread"]
         if not (
             math.isfinite(share)
@@ -507,7 +514,7 @@ def latency_bound(ev: Evidence) -> list[Finding]:
 def open_dominated(ev: Evidence) -> list[Finding]:
     """``open-dominated``: opening and building cost more than processing."""
     out = []
-    for m in _phase_medians(ev):
+    for m in ev.phase_medians:
         opening, process = m["opentime"] + m["buildtime"], m["processtime"]
         if not (
             math.isfinite(opening) and math.isfinite(process) and opening > process
@@ -531,7 +538,7 @@ def open_dominated(ev: Evidence) -> list[Finding]:
 def cpu_starved(ev: Evidence) -> list[Finding]:
     """``cpu-starved``: wall time far above CPU time, not blocked in reads."""
     out = []
-    for m in _phase_medians(ev):
+    for m in ev.phase_medians:
         cpu, share = m["cputime"], _read_share(m)
         if not (
             math.isfinite(cpu)
