@@ -955,7 +955,11 @@ class SizingDaskExecutor(DaskExecutor):
             info = self._end(client, run_id, dispatcher, failed=True)
             _attach_to_exception(err, collector, info, time.perf_counter() - t_run)
             raise
-        info = self._end(client, run_id, dispatcher)
+        try:
+            info = self._end(client, run_id, dispatcher)
+        except KeyboardInterrupt as err:  # a Ctrl-C as the run closed: it stops
+            _attach_to_exception(err, collector, {}, time.perf_counter() - t_run)
+            raise
         out = accumulate(
             [out if self.compression is None else _decompress(out)], accumulator
         )
@@ -969,11 +973,19 @@ class SizingDaskExecutor(DaskExecutor):
         dispatcher: _Dispatcher,
         failed: bool = False,
     ) -> Any:
-        """Close the run on the scheduler; never hides the run's own outcome."""
+        """Close the run on the scheduler; never hides the run's own outcome.
+
+        A Ctrl-C while it waits for the last records stops the wait, still closes
+        the run, and is raised.
+        """
         t0 = time.perf_counter()
         collector = dispatcher.runs.get(run_id)
-        # records still on their way (normally none: they precede the result)
-        _wait_for_records(client, collector, self.collect_timeout, failed)
+        interrupted: KeyboardInterrupt | None = None
+        try:
+            # records still on their way (normally none: they precede the result)
+            _wait_for_records(client, collector, self.collect_timeout, failed)
+        except KeyboardInterrupt as err:
+            interrupted = err
         dispatcher.runs.pop(run_id, None)
         try:
             if not _connected(client):
@@ -983,10 +995,13 @@ class SizingDaskExecutor(DaskExecutor):
                 _on_loop(client, "coffea_sizing_end", 60, run_id=run_id, secret=secret)
                 or {}
             )
-        except BaseException as err:  # noqa: BLE001 - the run's outcome stands
+        except (Exception, asyncio.CancelledError) as err:  # noqa: BLE001 - the run stands
+            # (not KeyboardInterrupt/SystemExit: a Ctrl-C while a run closes stops it)
             logger.warning("could not close coffea-sizing run %s: %r", run_id, err)
             info = {"end_error": repr(err)}
         info["collect_seconds"] = time.perf_counter() - t0
+        if interrupted is not None:
+            raise interrupted
         return info
 
     # ------------------------------------------------------------------

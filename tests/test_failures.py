@@ -140,7 +140,9 @@ def test_keyboard_interrupt_keeps_the_records(
         deadline = time.monotonic() + scaled(120)
         while not (done.is_set() or marker.exists()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        deadline = time.monotonic() + scaled(10)
+        # not long: 11 chunks of a second each are left, and a Ctrl-C after the
+        # run's end is not this test's (test_ctrl_c_while_the_run_closes_stops_it)
+        deadline = time.monotonic() + 3
         while not done.is_set() and time.monotonic() < deadline:
             with contextlib.suppress(RuntimeError):  # a dict changed under us
                 if reported() >= 2:
@@ -175,6 +177,46 @@ def test_keyboard_interrupt_keeps_the_records(
     assert any("finished" in n for n in info.value.__notes__)
     _wait_idle(client)
     assert scheduler_state(client) == CLEAN_STATE
+
+
+@pytest.mark.parametrize("moment", ["waiting for the last records", "closing"])
+def test_ctrl_c_while_the_run_closes_stops_it(
+    client: Any, generated_file: str, monkeypatch: pytest.MonkeyPatch, moment: str
+) -> None:
+    """A Ctrl-C that lands as the run closes (all chunks done) stops it too, with
+    the records: it was once taken for a failure to close the run, and the run
+    returned as if nothing had been pressed."""
+    import coffea_sizing.executor as ex
+
+    if moment == "closing":
+        on_loop = ex._on_loop
+
+        def end_then_interrupt(
+            dask_client: Any, handler: str, *a: Any, **k: Any
+        ) -> Any:
+            answer = on_loop(dask_client, handler, *a, **k)
+            if handler == "coffea_sizing_end":  # the scheduler closed the run
+                raise KeyboardInterrupt
+            return answer
+
+        monkeypatch.setattr(ex, "_on_loop", end_then_interrupt)
+    else:
+        wait = ex._wait_for_records
+
+        def interrupt_unless_failed(*args: Any, **kwargs: Any) -> None:
+            wait(*args, **kwargs)
+            if not args[-1]:  # ``failed``: the run had succeeded
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(ex, "_wait_for_records", interrupt_unless_failed)
+    with pytest.raises(KeyboardInterrupt) as info:
+        run(client, {"gen": [generated_file]}, chunksize=5_000)
+    monkeypatch.undo()
+    table = chunk_table(info.value.sizing)  # type: ignore[attr-defined]
+    assert len(table) == 4
+    assert any("4 of 4 chunks finished" in n for n in info.value.__notes__)
+    _wait_idle(client)
+    assert scheduler_state(client) == CLEAN_STATE  # the run was closed all the same
 
 
 @pytest.mark.slow
