@@ -53,19 +53,21 @@ def nanny_cluster() -> Iterator[tuple[Any, Any]]:
 @pytest.mark.slow
 def test_a_run_right_after_a_killed_worker_completes(generated_file: str) -> None:
     """The nanny is still restarting the worker killed for memory when the next
-    run starts: the pre-flight must not read that as a missing install."""
+    run starts: the pre-flight must not read that as a missing install.
+
+    Two workers: the follow-up run always has one alive. On a loaded machine Dask
+    itself may hand a chunk to the worker it is still restarting and lose it (a
+    fresh worker killed while slow to start, seen once in a fresh-clone CI beside
+    another); so the hog's run fails at its first death and the follow-up run gets
+    Dask's default retries. With one worker those retries could wait for ever.
+    """
     import dask
     from distributed import Client, LocalCluster
 
     with (
-        dask.config.set(
-            {
-                "distributed.scheduler.allowed-failures": 0,
-                "distributed.scheduler.worker-saturation": 1.0,
-            }
-        ),
+        dask.config.set({"distributed.scheduler.worker-saturation": 1.0}),
         LocalCluster(
-            n_workers=1,
+            n_workers=2,
             threads_per_worker=1,
             processes=True,
             memory_limit="700MB",
@@ -75,6 +77,8 @@ def test_a_run_right_after_a_killed_worker_completes(generated_file: str) -> Non
         Client(cluster) as client,
     ):
         for _ in range(2):
+            client.wait_for_workers(2, timeout=scaled(120))
+            cluster.scheduler.allowed_failures = 0  # the hog's chunk fails at once
             with pytest.raises(RuntimeError, match="KilledWorker"):
                 run(
                     client,
@@ -82,11 +86,12 @@ def test_a_run_right_after_a_killed_worker_completes(generated_file: str) -> Non
                     chunksize=2_000,
                     proc=Hog(6_000, 1_500_000_000),
                 )
-            # at once: the worker is gone or restarting
+            # at once: one worker is gone or restarting
+            cluster.scheduler.allowed_failures = 3
             out, report = run(client, {"gen": [generated_file]}, chunksize=2_000)
             assert out["nevents"] == 20_000
             assert len(report["sizing"]) == report["chunks"] == 10
-            check_invariants(report)
+            check_invariants(report, retried=True)
         assert scheduler_state(client)["runs"] == []
 
 
