@@ -33,6 +33,10 @@ from conftest import CHROMIUM, SCIENTIFIC, layout_in_chromium
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 TIME_FACTOR = 3.0
+#: the sample and the whole run are two runs: on a shared machine the load between
+#: them changes the time per chunk (3.5x seen once); this bound catches only a
+#: prediction in the wrong units or from the wrong dataset
+LOADED_FACTOR = 10.0
 MEMORY_TOLERANCE = 0.25
 MEMORY_SLACK = 15e6
 SAMPLE = (10_000, 40_000)
@@ -126,10 +130,16 @@ def test_plan_against_the_whole_run(client: Any, campaign: dict) -> None:
         assert planned.loc[ds, "bytesread"] == row["bytesread"]  # to the byte
         assert planned.loc[ds, "bytes_from"] == "metadata"
         ratio = planned.loc[ds, "worker_s"] / row["worker_s"]
-        assert 1 / TIME_FACTOR <= ratio <= TIME_FACTOR, (ds, ratio)
+        assert 1 / LOADED_FACTOR <= ratio <= LOADED_FACTOR, (ds, ratio)
         predicted = planned.loc[ds, "increment_bytes"]
         tolerance = max(MEMORY_TOLERANCE * row["increment"], MEMORY_SLACK)
         assert abs(predicted - row["increment"]) <= tolerance, (ds, predicted, row)
+    # how the datasets' times compare, both measured in the same run: the machine's
+    # load, which changes between the sample and the run, cancels
+    relative = (planned.loc["tt", "worker_s"] / planned.loc["dy", "worker_s"]) / (
+        measured.loc["tt", "worker_s"] / measured.loc["dy", "worker_s"]
+    )
+    assert 1 / TIME_FACTOR <= relative <= TIME_FACTOR, relative
     assert planned.loc["total", "chunks"] == len(chunks)
     assert planned.loc["total", "bytesread"] == chunks["bytesread"].sum()
     text = str(plan)
