@@ -332,18 +332,24 @@ def _tiny_file(n_chunks: int, events_per_chunk: int) -> pathlib.Path:
 
 
 def bench_runner_scheduler(
-    n_chunks: int, rounds: int, profile_dir: pathlib.Path | None
+    n_chunks: int,
+    rounds: int,
+    profile_dir: pathlib.Path | None,
+    variants: str = "AS",
 ) -> dict[str, Any]:
     """Scheduler CPU per chunk through ``Runner``: a ``dask scheduler`` process, two
     ``dask worker`` processes (1 thread each); ``DaskExecutor`` (A) vs
     ``SizingDaskExecutor`` with a ``@track_sizes`` processor (S), rotated per round.
-    With ``profile_dir``, the scheduler runs the ``scheduler_profile.py`` preload and
-    each counted run's scheduler-side cProfile stats are written there."""
+    Variant N, when asked for, is S with the tasks' start announcements switched off
+    (what they cost the scheduler). With ``profile_dir``, the scheduler runs the
+    ``scheduler_profile.py`` preload and each counted run's scheduler-side cProfile
+    stats are written there."""
     from coffea import processor
     from distributed import Client
 
+    import coffea_sizing.executor as sizing_executor
     from coffea_sizing import SizingDaskExecutor, track_sizes
-    from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
+    from coffea_sizing.sweep import BranchSweepProcessor, SweepSchema
 
     events_per_chunk = 10
     fileset = {"tiny": [str(_tiny_file(n_chunks, events_per_chunk))]}
@@ -389,9 +395,10 @@ def bench_runner_scheduler(
         with Client(address) as client:
             client.wait_for_workers(2)
             sched_pid = procs[0].pid
-            cpu: dict[str, list[float]] = {"A": [], "S": []}
-            walls: dict[str, list[float]] = {"A": [], "S": []}
+            cpu: dict[str, list[float]] = {v: [] for v in variants}
+            walls: dict[str, list[float]] = {v: [] for v in variants}
             ratios: list[float] = []
+            paired: dict[str, list[float]] = {v: [] for v in variants if v != "A"}
             profiles: list[str] = []
 
             def once(variant: str, tag: str = "") -> tuple[float, float]:
@@ -409,10 +416,18 @@ def bench_runner_scheduler(
                 )
                 if profile_dir and tag:
                     client.sync(client.scheduler.bench_profile, action="start")
-                cpu0 = _cpu_seconds(sched_pid)
-                t0 = time.perf_counter()
-                _, report = runner(fileset, treename="Events", processor_instance=proc)
-                wall = time.perf_counter() - t0
+                token = sizing_executor._start_token
+                if variant == "N":  # no start announcements
+                    sizing_executor._start_token = lambda _secret: ""  # type: ignore[assignment]
+                try:
+                    cpu0 = _cpu_seconds(sched_pid)
+                    t0 = time.perf_counter()
+                    _, report = runner(
+                        fileset, treename="Events", processor_instance=proc
+                    )
+                    wall = time.perf_counter() - t0
+                finally:
+                    sizing_executor._start_token = token  # type: ignore[assignment]
                 while client.run_on_scheduler(
                     lambda dask_scheduler: len(dask_scheduler.tasks)
                 ):
@@ -425,18 +440,22 @@ def bench_runner_scheduler(
                     )
                     profiles.append(str(path))
                 assert report["chunks"] == n_chunks, report["chunks"]
-                if variant == "S":
+                if variant != "A":
                     assert len(report["sizing"]) == n_chunks
                 return used, wall
 
-            once("A")
-            once("S")
+            for v in variants:  # warm-up
+                once(v)
             for r in range(rounds):
-                order = "AS" if r % 2 == 0 else "SA"
+                # rotated: each variant first, middle and last in turn
+                k = r % len(variants)
+                order = variants[k:] + variants[:k]
                 got = {v: once(v, tag=str(r)) for v in order}
                 for v, (used, wall) in got.items():
                     cpu[v].append(used)
                     walls[v].append(wall)
+                    if v != "A":
+                        paired[v].append(used / got["A"][0])
                 ratios.append(got["S"][0] / got["A"][0])
             return {
                 "chunks": n_chunks,
@@ -444,6 +463,7 @@ def bench_runner_scheduler(
                 "scheduler_cpu_seconds": cpu,
                 "wall_seconds": walls,
                 "cpu_ratio_S_over_A": ratios,
+                "cpu_ratio_over_A": paired,
                 "profiles": profiles,
             }
     finally:
@@ -457,8 +477,8 @@ def _profile_summary(paths: list[str], top: int = 25) -> str:
     """The scheduler's cumulative time per function, S runs minus A runs."""
     import pstats
 
-    per: dict[str, dict[str, float]] = {"A": {}, "S": {}}
-    counts = {"A": 0, "S": 0}
+    per: dict[str, dict[str, float]] = {"A": {}, "S": {}, "N": {}}
+    counts = {"A": 0, "S": 0, "N": 0}
     for path in paths:
         variant = pathlib.Path(path).name.split("-")[1]
         counts[variant] += 1
@@ -513,14 +533,24 @@ def _part3(args: argparse.Namespace, results: dict[str, Any]) -> None:
     if args.runner_profile:
         args.runner_profile.mkdir(parents=True, exist_ok=True)
     rounds = max(2, args.rounds)
-    got = bench_runner_scheduler(args.runner_chunks, rounds, args.runner_profile)
+    variants = args.runner_variants
+    got = bench_runner_scheduler(
+        args.runner_chunks, rounds, args.runner_profile, variants
+    )
     results["runner_scheduler"] = got
     n = got["chunks"]
     print(
         f"\nPart 3: Runner through a separate `dask scheduler` process, {n:,} tiny "
-        f"chunks (10 events), 2 workers x 1 thread, {rounds} rounds rotated (AS, SA)"
+        f"chunks (10 events), 2 workers x 1 thread, {rounds} rounds rotated "
+        f"({variants})"
     )
-    for v, label in (("A", "DaskExecutor"), ("S", "SizingDaskExecutor+decorator")):
+    labels = {
+        "A": "DaskExecutor",
+        "S": "SizingDaskExecutor+decorator",
+        "N": "S, no start announcements",
+    }
+    for v in variants:
+        label = labels[v]
         per_chunk = [c / n * 1e6 for c in got["scheduler_cpu_seconds"][v]]
         print(
             f"  {v} {label:30s} scheduler CPU "
@@ -528,7 +558,8 @@ def _part3(args: argparse.Namespace, results: dict[str, Any]) -> None:
             f"{_summary(per_chunk, '{:.0f}')} us/chunk; wall "
             f"{_summary(got['wall_seconds'][v], '{:.1f}')} s"
         )
-    print(f"  scheduler CPU ratio S/A (paired): {_summary(got['cpu_ratio_S_over_A'])}")
+    for v, paired in got["cpu_ratio_over_A"].items():
+        print(f"  scheduler CPU ratio {v}/A (paired): {_summary(paired)}")
     if got["profiles"]:
         print("  (profiled: cProfile in the scheduler adds its own overhead)")
         print(_profile_summary(got["profiles"]))
@@ -547,6 +578,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=2_000,
         help="part 3: chunks of the Runner runs on a separate scheduler (0: skip)",
+    )
+    parser.add_argument(
+        "--runner-variants",
+        default="AS",
+        choices=["AS", "ASN"],
+        help="part 3: N adds S without the tasks' start announcements",
     )
     parser.add_argument(
         "--runner-profile",
