@@ -5,8 +5,9 @@ task leaves its packed record in its own worker ``TaskState.metadata`` (under
 ``META_KEY``); the worker sends it to the scheduler in the same message as the
 task's ``nbytes``, and the plugin's ``transition`` hook, on ``processing ->
 memory``, joins the two with the worker's ``memory_limit`` and the attempts it
-counted, sends the joined item to the run's client at once and forgets it. The
-item goes on the client's own stream as a message of op ``TOPIC``, which only code
+counted, queues the joined item for the run's client and forgets the task; the
+waiting items go out together within ``FLUSH_SECONDS`` (at once at a run's end or
+with an error). Each item goes on the client's own stream as a message of op ``TOPIC``, which only code
 on the scheduler can send (not a Dask event: any client or task can publish
 those), and carries the run's secret. A task that errs is sent the
 same way with its exception text. What the plugin holds for a run is the tasks in
@@ -81,6 +82,12 @@ _PREFIX = "coffea-sizing-"
 STARTED = "coffea-sizing-started"
 #: Longest a task waits for its start message to be written before it goes on.
 START_TIMEOUT = 10.0
+#: Longest a run's finished items wait on the scheduler to go out together (one
+#: write to the client for many chunks instead of one each) ...
+FLUSH_SECONDS = 0.1
+#: ... or until this many wait; they go at once when none of the run's tasks is
+#: left running (a run's end) and with an error.
+FLUSH_ITEMS = 256
 _HANDLERS = ("coffea_sizing_begin", "coffea_sizing_end", "coffea_sizing_state")
 
 
@@ -232,19 +239,28 @@ class _Run:
     lost: dict[str, list[tuple[str | None, int | None, int | None]]] = field(
         default_factory=dict
     )
+    #: finished tasks' items waiting to go out together (at most ``FLUSH_ITEMS``)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    #: the loop's timer that sends ``outbox`` (``FLUSH_SECONDS`` after its first item)
+    timer: Any = None
     sent: int = 0
     peak: int = 0
 
     def __post_init__(self) -> None:
         self.start_token = _start_token(self.secret)
 
+    def held(self) -> int:
+        """Entries held now: tasks in flight, their lost workers, items waiting."""
+        return len(self.attempts) + len(self.lost) + len(self.outbox)
+
 
 class SizingSchedulerPlugin(SchedulerPlugin):
     """Joins per-task sizes on the scheduler for :class:`~coffea_sizing.SizingDaskExecutor` runs.
 
     Registered once per scheduler (``idempotent``), shared by every run and client.
-    Each joined record goes to its run's client as soon as its task finishes; the
-    plugin keeps only the tasks in flight.
+    Each joined record goes to its run's client within ``FLUSH_SECONDS`` of its
+    task's end, together with the others finished meanwhile; the plugin keeps only
+    the tasks in flight and those waiting records (at most ``FLUSH_ITEMS`` a run).
 
     Examples
     --------
@@ -300,8 +316,7 @@ class SizingSchedulerPlugin(SchedulerPlugin):
             ts = self.scheduler.tasks.get(key) if self.scheduler else None
             run.running[key] = getattr(ts, "processing_on", None)
             run.started.pop(key, None)
-            held = len(run.attempts) + len(run.lost)
-            run.peak = max(run.peak, held)
+            run.peak = max(run.peak, len(run.attempts) + len(run.lost))
             return
         if start != "processing":
             return
@@ -418,28 +433,53 @@ class SizingSchedulerPlugin(SchedulerPlugin):
         )
 
     def _send(self, run: _Run, key: str, fields: dict[str, Any]) -> None:
-        """Send a finished task's item to the run's client and forget the task."""
+        """Queue a finished task's item for the run's client and forget the task.
+
+        Items go out together: ``FLUSH_SECONDS`` after the first one waiting, at
+        ``FLUSH_ITEMS`` waiting, at once with an error or when none of the run's
+        tasks is left running. Each is still its own message, as one item was.
+        """
         item = {"run": run.run_id, "secret": run.secret, "key": key, **fields}
         item["attempts"] = run.attempts.pop(key, 0)
         run.cut.pop(key, None)
         lost = run.lost.pop(key, None)
         if lost:
             item["lost_workers"] = lost
-        assert self.scheduler is not None
+        run.outbox.append(item)
+        if len(run.outbox) >= FLUSH_ITEMS or not run.running or "error" in fields:
+            self._flush(run)
+        elif run.timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on the scheduler's loop (a direct call)
+                self._flush(run)
+                return
+            run.timer = loop.call_later(FLUSH_SECONDS, self._flush, run)
+
+    def _flush(self, run: _Run) -> None:
+        """Send the run's waiting items to its client in one batch."""
+        if run.timer is not None:
+            run.timer.cancel()
+            run.timer = None
+        items, run.outbox = run.outbox, []
+        if not items or self.scheduler is None:
+            return
         comm = self.scheduler.client_comms.get(run.client)
         if comm is None:  # the client is gone: nobody wants this run
             self.runs.pop(run.run_id, None)
             return
         try:
-            comm.send({"op": TOPIC, "item": item})
+            comm.send(*({"op": TOPIC, "item": item} for item in items))
         except Exception:  # noqa: BLE001 - a closing comm: remove_client drops the run
             logger.debug("coffea-sizing could not send to %s", run.client)
             return
-        run.sent += 1
+        run.sent += len(items)
 
     def remove_client(self, scheduler: Scheduler, client: str, **kwargs: Any) -> None:  # noqa: ARG002
         for run_id in [r for r, run in self.runs.items() if run.client == client]:
-            del self.runs[run_id]
+            run = self.runs.pop(run_id)
+            if run.timer is not None:
+                run.timer.cancel()
 
     # ------------------------------------------------------------ handlers
     def begin(self, run_id: Any, client: Any, secret: Any) -> dict[str, Any]:
@@ -497,6 +537,8 @@ class SizingSchedulerPlugin(SchedulerPlugin):
                 f"coffea-sizing run {run_id} is open with another secret: only the "
                 "client that opened it can end it"
             )
+        if run is not None:
+            self._flush(run)  # what is still waiting goes before the run ends
         self.runs.pop(run_id, None)
         return {
             "open_runs": len(self.runs),
@@ -515,7 +557,7 @@ class SizingSchedulerPlugin(SchedulerPlugin):
             "registered": True,
             "runs": mine,
             "open_runs": len(self.runs),
-            "held": sum(len(r.attempts) + len(r.lost) for r in self.runs.values()),
+            "held": sum(r.held() for r in self.runs.values()),
         }
 
 

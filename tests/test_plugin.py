@@ -60,6 +60,28 @@ def _fail(value: int, token: str = "") -> int:
     raise ZeroDivisionError(f"bad chunk {value}")
 
 
+def _finish(
+    dask_scheduler: Any,
+    run_id: str,
+    client_id: str,
+    keys: list[str],
+    error: bool = False,
+    others: bool = True,
+) -> tuple[int, bool, int]:
+    """On the scheduler's loop, as the transition hook does: tasks ``keys`` of run
+    ``run_id`` finished (while another task of the run runs, with ``others``); the
+    items waiting, whether a timer will send them, the messages sent to the client."""
+    plugin = dask_scheduler.plugins[SizingSchedulerPlugin.name]
+    run = plugin.runs[run_id]
+    if others:
+        run.running["another task"] = None
+    comm = dask_scheduler.client_comms[client_id]
+    before = comm.message_count
+    for key in keys:
+        plugin._send(run, key, {"error": "boom"} if error else {"record": None})
+    return len(run.outbox), run.timer is not None, comm.message_count - before
+
+
 #: Gates the tasks of this module's in-process clusters wait at.
 _GATES: dict[str, threading.Event] = {}
 
@@ -407,3 +429,56 @@ def test_a_start_behind_the_news_of_its_workers_death_still_counts(
     assert plugin.state()["held"] == 0
     _end(client, run_id)
     del future
+
+
+def test_items_wait_to_go_out_together_and_never_stay(
+    inproc: tuple[Any, Any],
+) -> None:
+    """Items of a run with tasks still running wait (at most ``FLUSH_SECONDS``) to
+    go out in one write; an error, the run's last task and its end send them at
+    once; every item still arrives as its own message."""
+    from coffea_sizing.plugin import FLUSH_ITEMS, FLUSH_SECONDS
+
+    cluster, client = inproc
+    run_id = "f1a5c0ffee00"
+    got = _open(client, run_id)
+    plugin = cluster.scheduler.plugins[SizingSchedulerPlugin.name]
+
+    def finish(keys: list[str], error: bool = False) -> Any:
+        return client.run_on_scheduler(
+            _finish, run_id=run_id, client_id=client.id, keys=keys, error=error
+        )
+
+    keys = [chunk_key(run_id, i) for i in range(5)]
+    waiting, timed, written = finish(keys)
+    assert (waiting, timed, written) == (5, True, 0)
+    assert plugin.state()["held"] >= 5  # counted while they wait
+    _until(lambda: len(got) == 5, timeout=scaled(30) + FLUSH_SECONDS)
+    assert [item["key"] for item in got] == keys
+    # an error goes at once, with what waited before it
+    waiting, timed, written = finish([chunk_key(run_id, 5)])
+    assert waiting == 1
+    waiting, timed, written = finish([chunk_key(run_id, 6)], error=True)
+    assert (waiting, timed, written) == (0, False, 2)
+    # never more than FLUSH_ITEMS wait
+    many = [chunk_key(run_id, 100 + i) for i in range(FLUSH_ITEMS + 3)]
+    waiting, timed, written = finish(many)
+    assert (waiting, written) == (3, FLUSH_ITEMS)
+    # the run's end sends what still waits, before it ends
+    plugin.runs[run_id].running.clear()
+    info = _end(client, run_id)
+    assert info["sent"] == 7 + FLUSH_ITEMS + 3
+    _until(lambda: len(got) == 7 + FLUSH_ITEMS + 3)
+    assert plugin.state()["held"] == 0
+    # with none of its tasks left running, an item goes at once
+    got = _open(client, run_id)
+    plugin.runs[run_id].running.clear()
+    assert client.run_on_scheduler(
+        _finish,
+        run_id=run_id,
+        client_id=client.id,
+        keys=[chunk_key(run_id, 0)],
+        others=False,
+    ) == (0, False, 1)
+    _until(lambda: len(got) == 1)
+    _end(client, run_id)
