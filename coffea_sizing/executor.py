@@ -397,6 +397,8 @@ class _Collector:
         self.bytesread = 0
         self.shipped = 0
         self.peak = 0
+        #: items of this run the client received (the plugin says how many it sent)
+        self.received = 0
         self.progress: Any = None
         self.desc = desc
 
@@ -637,6 +639,7 @@ class _Dispatcher:
                 collector.secret.encode(), secret.encode()
             ):
                 return
+            collector.received += 1
             collector.add(item)
         except Exception:  # pragma: no cover - defensive
             logger.debug("coffea-sizing dropped an item", exc_info=True)
@@ -715,6 +718,18 @@ def _wait_for_records(
 
 #: Seconds without a new record after which a failed run stops waiting for more.
 _SETTLE = 0.25
+
+
+def _wait_for_sent(client: Client, collector: _Collector | None, sent: Any) -> None:
+    """Wait (at most 2 s, while connected) until the client has the ``sent`` items
+    the plugin says it sent for the run; normally they are all there already."""
+    if collector is None or type(sent) is not int:
+        return
+    deadline = time.monotonic() + 8 * _SETTLE
+    while (
+        collector.received < sent and time.monotonic() < deadline and _connected(client)
+    ):
+        time.sleep(0.01)
 
 
 #: Per client: the workers that answered with this coffea-sizing (checked once).
@@ -986,7 +1001,6 @@ class SizingDaskExecutor(DaskExecutor):
             _wait_for_records(client, collector, self.collect_timeout, failed)
         except KeyboardInterrupt as err:
             interrupted = err
-        dispatcher.runs.pop(run_id, None)
         try:
             if not _connected(client):
                 raise ConnectionError("the client lost its Dask scheduler")
@@ -999,6 +1013,12 @@ class SizingDaskExecutor(DaskExecutor):
             # (not KeyboardInterrupt/SystemExit: a Ctrl-C while a run closes stops it)
             logger.warning("could not close coffea-sizing run %s: %r", run_id, err)
             info = {"end_error": repr(err)}
+        else:
+            # the plugin sends the items still waiting before it ends the run; they
+            # come on the client's stream, the answer on another connection
+            _wait_for_sent(client, collector, info.get("sent"))
+        finally:
+            dispatcher.runs.pop(run_id, None)
         info["collect_seconds"] = time.perf_counter() - t0
         if interrupted is not None:
             raise interrupted
