@@ -282,20 +282,26 @@ def main(argv: list[str] | None = None) -> int:
     for pname in dict.fromkeys(c["processor"] for c in cpu):
 
         def per_chunk(key: str, size: int, pname: str = pname) -> float:
+            """Median over runs of ``key``: run totals divided by the chunks,
+            ``chunk_*`` (the records' medians) as they are."""
             return statistics.median(
-                c[key] / c["chunks"]
+                c[key] if key.startswith("chunk_") else c[key] / c["chunks"]
                 for c in cpu
                 if c["processor"] == pname and c["size"] == size
             )
 
         sizes = sorted({c["size"] for c in cpu if c["processor"] == pname})
         a, b = sizes[0], sizes[-1]
-        user_a, sys_a = per_chunk("user", a), per_chunk("sys", a)
-        user_b, sys_b = per_chunk("user", b), per_chunk("sys", b)
+        growth = {
+            key: per_chunk(key, b) / per_chunk(key, a)
+            for key in ("chunk_walltime", "chunk_cputime", "user", "sys")
+        }
         say(
-            f"  {pname:22} at A user {user_a:.2f} s + system {sys_a:.2f} s; "
-            f"B/A: wall x{per_chunk('chunk_walltime', b) / per_chunk('chunk_walltime', a):.2f}, "
-            f"user x{user_b / user_a:.2f}, system x{sys_b / sys_a:.2f}"
+            f"  {pname:22} at A user {per_chunk('user', a):.2f} s + system "
+            f"{per_chunk('sys', a):.2f} s; B/A: chunk wall "
+            f"x{growth['chunk_walltime']:.2f}, chunk cputime "
+            f"x{growth['chunk_cputime']:.2f}, user x{growth['user']:.2f}, system "
+            f"x{growth['sys']:.2f}"
         )
     shortest = min(n["medians"][0] for n in noise) if noise else math.nan
     say(f"shortest median chunk of any run: {shortest:.2f} s")
