@@ -6,23 +6,29 @@ Usage::
 
     python benchmarks/bench_phases.py                 # 3 processors x 3 sources x 3 repeats
     python benchmarks/bench_phases.py --quick         # 1 processor x 2 sources x 1 repeat
+    python benchmarks/bench_phases.py --processors kB # only the memory-heavy two
     python benchmarks/bench_phases.py --out benchmarks/results/bench_phases.json
 
 For every processor, the chunk size A at which its chunks take about
-``--target-seconds`` (0.9 s of wall time on a calibration run; a run's own chunks of A
-take less, their fixed part being spread over more events: the script prints their
-median) and B = 2 A; one generated file of 4 B events, read from the local disk, through a real ``xrootd``
-on 127.0.0.1 (``tests/servers.py``) and through that server behind a relay that
-delays every response by 5 ms. For every processor, source and repeat, a run at A
-and a run at B with :class:`~coffea_sizing.SizingDaskExecutor` on one
-``LocalCluster(n_workers=2, threads_per_worker=1)``; then ``advise(run at A)
-.predict(B)`` against the median chunk wall time of the run at B, and B -> A the
-same way. Each prediction twice: the phase model (``Advice.predict``: each phase
-fitted on its own and summed) and the model before the phases existed
-(:func:`coffea_sizing.model.total_wall_fit`: the wall time as one number, fixed +
-``process()`` per event) on the same records. It prints every pair, the median and
-worst relative errors of both, and the run-to-run spread of the measured medians
-(the machine's noise floor). Not a test: it exits with status 0 whatever the errors.
+``--target-seconds`` (0.9 s of wall time on a calibration run; a run's own chunks of
+A take less, their fixed part being spread over more events: the script prints their
+median) and B = 2 A; one generated file of 4 B events, read from the local disk,
+through a real ``xrootd`` on 127.0.0.1 (``tests/servers.py``) and through that
+server behind a relay that delays every response by 5 ms. For every processor,
+source and repeat, a run at A and a run at B with
+:class:`~coffea_sizing.SizingDaskExecutor` on one ``LocalCluster(n_workers=2,
+threads_per_worker=1)``; then ``advise(run at A).predict(B)`` against the median
+chunk wall time of the run at B, and B -> A the same way. Each prediction twice: the
+phase model (``Advice.predict``: each phase fitted on its own and summed) and the
+model before the phases existed (:func:`coffea_sizing.model.total_wall_fit`: the
+wall time as one number, fixed + ``process()`` per event) on the same records. It
+prints every pair, the median and worst relative errors of both, the run-to-run
+spread of the measured medians (the machine's noise floor), and per processor the
+workers' user and system CPU per chunk (``getrusage`` in the worker processes around
+each run) at B over at A: a processor whose system time grows faster than its events
+spends its time in the kernel faulting fresh memory in
+(``benchmarks/fresh_memory.py`` times that alone). Not a test: it exits with status
+0 whatever the errors.
 Needs Debian's ``xrootd-server`` for the root:// sources (skipped without it).
 """
 
@@ -82,6 +88,28 @@ def _run(client: Any, url: str, chunksize: int, proc: Any) -> Any:
     return report
 
 
+def _worker_cpu() -> tuple[float, float, int]:
+    """This worker process's user and system CPU seconds and minor page faults."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime, usage.ru_minflt
+
+
+def _cpu_of(
+    client: Any, url: str, chunksize: int, proc: Any
+) -> tuple[Any, dict[str, float]]:
+    """:func:`_run`'s report and the workers' user and system CPU seconds and minor
+    page faults during the run (summed over the workers)."""
+    before = client.run(_worker_cpu)
+    result = _run(client, url, chunksize, proc)
+    after = client.run(_worker_cpu)
+    delta = [
+        sum(after[w][i] - before[w][i] for w in after if w in before) for i in range(3)
+    ]
+    return result, {"user": delta[0], "sys": delta[1], "faults": delta[2]}
+
+
 def _per_event_seconds(report: Any) -> float:
     table = chunk_table(report)
     entries = table["entrystop"] - table["entrystart"]
@@ -106,9 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-seconds", type=float, default=0.9)
     parser.add_argument("--ratio", type=int, default=2, help="B = ratio x A")
     parser.add_argument("--delay-ms", type=float, default=5.0)
+    parser.add_argument(
+        "--processors",
+        default="",
+        help="only the processors whose names contain one of these comma-separated words",
+    )
     parser.add_argument("--out", default=None, help="also write JSON here")
     args = parser.parse_args(argv)
     procs = dict(PROCESSORS)
+    if args.processors:
+        words = [w.strip() for w in args.processors.split(",") if w.strip()]
+        procs = {k: v for k, v in procs.items() if any(w in k for w in words)}
     if args.quick:
         procs = dict(list(procs.items())[:1])
         args.repeats = 1
@@ -120,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     lines: list[str] = []
     rows: list[dict[str, Any]] = []
     noise: list[dict[str, Any]] = []
+    cpu: list[dict[str, Any]] = []
 
     def say(line: str = "") -> None:
         print(line, flush=True)
@@ -183,12 +220,22 @@ def main(argv: list[str] | None = None) -> int:
             for sname, url in sources.items():
                 measured: dict[int, list[float]] = {size_a: [], size_b: []}
                 for rep in range(args.repeats):
-                    reports = {
-                        s: _run(client, url, s, make()) for s in (size_a, size_b)
-                    }
-                    for s, report in reports.items():
-                        measured[s].append(
-                            float(chunk_table(report)["walltime"].median())
+                    reports = {}
+                    for s in (size_a, size_b):
+                        reports[s], used = _cpu_of(client, url, s, make())
+                        table = chunk_table(reports[s])
+                        measured[s].append(float(table["walltime"].median()))
+                        cpu.append(
+                            {
+                                "processor": pname,
+                                "source": sname,
+                                "size": s,
+                                "repeat": rep,
+                                "chunks": len(table),
+                                "chunk_cputime": float(table["cputime"].median()),
+                                "chunk_walltime": measured[s][-1],
+                                **used,
+                            }
                         )
                     for src, dst in ((size_a, size_b), (size_b, size_a)):
                         new, old, largest = _predictions(reports[src], dst)
@@ -227,6 +274,35 @@ def main(argv: list[str] | None = None) -> int:
                         }
                     )
 
+    say()
+    say(
+        "the workers' CPU per chunk, at B over at A (median over sources and "
+        "repeats): the kernel's share is the system time"
+    )
+    for pname in dict.fromkeys(c["processor"] for c in cpu):
+
+        def per_chunk(key: str, size: int, pname: str = pname) -> float:
+            """Median over runs of ``key``: run totals divided by the chunks,
+            ``chunk_*`` (the records' medians) as they are."""
+            return statistics.median(
+                c[key] if key.startswith("chunk_") else c[key] / c["chunks"]
+                for c in cpu
+                if c["processor"] == pname and c["size"] == size
+            )
+
+        sizes = sorted({c["size"] for c in cpu if c["processor"] == pname})
+        a, b = sizes[0], sizes[-1]
+        growth = {
+            key: per_chunk(key, b) / per_chunk(key, a)
+            for key in ("chunk_walltime", "chunk_cputime", "user", "sys")
+        }
+        say(
+            f"  {pname:22} at A user {per_chunk('user', a):.2f} s + system "
+            f"{per_chunk('sys', a):.2f} s; B/A: chunk wall "
+            f"x{growth['chunk_walltime']:.2f}, chunk cputime "
+            f"x{growth['chunk_cputime']:.2f}, user x{growth['user']:.2f}, system "
+            f"x{growth['sys']:.2f}"
+        )
     shortest = min(n["medians"][0] for n in noise) if noise else math.nan
     say(f"shortest median chunk of any run: {shortest:.2f} s")
 
@@ -285,7 +361,13 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(
             json.dumps(
-                {"meta": meta, "summary": summary, "pairs": rows, "noise": noise},
+                {
+                    "meta": meta,
+                    "summary": summary,
+                    "pairs": rows,
+                    "noise": noise,
+                    "cpu": cpu,
+                },
                 indent=1,
             )
         )
