@@ -84,8 +84,8 @@ def real_items() -> tuple[list[dict[str, Any]], list[Any]]:
     from distributed import Client, LocalCluster
 
     from coffea_sizing import SizingDaskExecutor, track_sizes
-    from coffea_sizing.compare import BranchSweepProcessor, SweepSchema
     from coffea_sizing.datasets import ttbar_path
+    from coffea_sizing.sweep import BranchSweepProcessor, SweepSchema
 
     seen: list[dict[str, Any]] = []
     workitems: list[Any] = []

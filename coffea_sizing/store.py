@@ -60,16 +60,14 @@ def _versions() -> dict[str, str]:
 def _default_context(chunks: ChunkRecords) -> dict[str, Any]:
     limits = {
         str(worker): limit
-        for worker, limit in zip(
-            chunks.column("worker"), chunks.column("worker_memory_limit"), strict=True
-        )
+        for worker, limit in chunks.last_by("worker", "worker_memory_limit")
         if worker
     }
     workers = sorted(limits)
-    entries = [e for e in chunks.column("entries") if type(e) is int]
+    entries = [e for e in chunks.distinct("entries") if type(e) is int]
     return {
         "versions": _versions(),
-        "datasets": sorted({str(d) for d in chunks.column("dataset")}),
+        "datasets": sorted({str(d) for d in chunks.distinct("dataset")}),
         "workers": len(workers),
         "worker_memory_limits": limits,
         "max_entries_per_chunk": max(entries) if entries else None,
