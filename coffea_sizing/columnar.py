@@ -568,6 +568,28 @@ class _MapColumn(_Column):
         if len(used) > _MAX_GROUPS:
             return None
         starts = self.starts.data[rows].astype(np.int64)
+        named = [c for c in used.tolist() if self.names.uniques[c] is not None]
+        if len(named) == 1 and self.names.uniques[named[0]]:
+            # one set of names (a run reading the same branches): every row's text
+            # made at once, the rows without a mapping then marked null
+            names = self.names.uniques[named[0]]
+            pieces = _json_pieces(names)
+            if pieces is None:
+                return None
+            missing = codes == 0
+            starts[missing] = 0
+            texts = [
+                pa.array(self.flat[starts + i]).cast(pa.string())
+                for i in range(len(names))
+            ]
+            joined = [x for pair in zip(pieces, texts, strict=False) for x in pair]
+            text = pc.binary_join_element_wise(*joined, pieces[-1], "")
+            if not missing.any():
+                return text
+            validity = pa.py_buffer(np.packbits(~missing, bitorder="little"))
+            return pa.StringArray.from_buffers(
+                len(text), text.buffers()[1], text.buffers()[2], validity
+            )
         parts: list[Any] = []
         where: list[np.ndarray] = []
         for code in used.tolist():
@@ -1153,7 +1175,9 @@ def _from_arrow(name: str, array: Any, n: int) -> _Column | None:
         or pa.types.is_list(kind)
         or pa.types.is_dictionary(kind)
     ):
-        if pa.types.is_dictionary(kind):
+        if pa.types.is_dictionary(kind) and not (
+            pa.types.is_string(kind.value_type) or pa.types.is_boolean(kind.value_type)
+        ):
             array = array.cast(kind.value_type)
         if pa.types.is_list(kind):
             return _lists_from_arrow(array)
@@ -1164,9 +1188,12 @@ def _from_arrow(name: str, array: Any, n: int) -> _Column | None:
 def _coded_from_arrow(array: Any) -> _CodedColumn | None:
     """A dictionary-encoded column of a pyarrow array of plain values (strings,
     flags), or ``None`` when a value cannot be encoded."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    encoded = pc.dictionary_encode(array)
+    encoded = (
+        array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(array)
+    )
     dictionary = encoded.dictionary.to_pylist()
     coded = _CodedColumn(0, True)
     codes = [coded.code(v) for v in dictionary]

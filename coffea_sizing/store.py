@@ -202,7 +202,16 @@ def load_records(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not file.is_file():
         raise FileNotFoundError(f"no such records file: {file}")
     try:
-        table = pq.read_table(file)
+        schema = pq.read_schema(file)
+        # text of a few distinct values (files, datasets, workers) read as pyarrow
+        # dictionaries: no string per row; keys and JSON text as they are
+        coded = [
+            field.name
+            for field in schema
+            if pa.types.is_string(field.type)
+            and field.name not in (_ABSENT, "key", "column_bytes")
+        ]
+        table = pq.read_table(file, read_dictionary=coded).unify_dictionaries()
     except (pa.ArrowInvalid, OSError) as err:
         raise RecordsFileError(
             f"{file}: not a Parquet file of records ({err}); save records with "
