@@ -961,7 +961,12 @@ class ChunkRecords(Sequence[dict[str, Any]]):
     # ------------------------------------------------------------ tables
     def to_frame(self, fields: Sequence[str] = ()) -> pd.DataFrame:
         """A table: ``fields`` first (``None`` columns if no row has them), then
-        the other fields; column types as pandas infers them from the records."""
+        the other fields; column types as pandas infers them from the records.
+
+        A list cell (``columns``, ``columns_read``) is one list object for all the
+        rows holding that list, as cells of a copied table are shared in pandas
+        (copy one before changing it in place); a ``column_bytes`` dict is one per
+        row."""
         import pandas as pd
 
         rows = np.arange(self._n)
