@@ -18,8 +18,9 @@ held here (build a list, ``[dict(r) for r in records]``, to edit records).
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
@@ -365,10 +366,12 @@ class _CodedColumn(_Column):
         remap[used] = np.arange(len(used))
         uniques = [self._unique(int(i)) for i in used]
         if any(type(v) is list for v in uniques):
-            # one list per row, as a table of records has
-            return pd.Series(
-                [_copied(uniques[c]) for c in remap[codes].tolist()], dtype=object
-            )
+            # a list object per distinct value, shared by the rows holding it (a
+            # new list per row costs ~0.5 us, 0.5 s per million rows)
+            shared = np.empty(len(uniques), dtype=object)
+            for i, value in enumerate(uniques):
+                shared[i] = value
+            return pd.Series(shared[remap[codes]], dtype=object)
         return pd.Series(uniques).take(remap[codes]).reset_index(drop=True)
 
     def copy_rows(self, rows: np.ndarray) -> _Column:
@@ -423,6 +426,15 @@ class _KeyColumn(_Column):
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        codes = self.prefixes.codes[rows]
+        numbers = self.numbers.data[rows]
+        missing = numbers == self.numbers._sentinel()
+        if len(rows) and not missing.any() and (codes == codes[0]).all():
+            head = self.prefixes.uniques[int(codes[0])]
+            if type(head) is str:  # one prefix (a run's keys): prefix + number
+                return pc.binary_join_element_wise(
+                    pa.scalar(f"{head}-"), pa.array(numbers).cast(pa.string()), ""
+                )
         heads = pa.DictionaryArray.from_arrays(
             pa.array(self.prefixes.codes[rows].astype(np.int32)),
             pa.array([v if v is not None else None for v in self.prefixes.uniques]),
@@ -438,7 +450,11 @@ class _KeyColumn(_Column):
 
         if self.odd or (self.present is not None and not self.present[rows].all()):
             return super().series(rows)
-        return pd.Series(self.arrow(rows).to_pylist())
+        keys = self.arrow(rows)
+        kind = _text_dtype()
+        if kind is None or keys.null_count == len(keys):
+            return pd.Series(keys.to_pylist())
+        return pd.Series(pd.array(keys, dtype=kind))
 
     def copy_rows(self, rows: np.ndarray) -> _Column:
         new = _KeyColumn(0, True)
@@ -518,12 +534,143 @@ class _MapColumn(_Column):
             )
         return out
 
+    def series(self, rows: np.ndarray) -> Any:
+        import pandas as pd
+
+        if self.odd or (self.present is not None and not self.present[rows].all()):
+            return super().series(rows)
+        codes = self.names.codes[rows]
+        starts = self.starts.data[rows].astype(np.int64)
+        out = np.empty(len(rows), dtype=object)
+        for code in np.unique(codes).tolist():
+            names = self.names.uniques[code]
+            where = np.flatnonzero(codes == code)
+            if names is None:
+                continue  # None already
+            if not names:
+                out[where] = [{} for _ in range(len(where))]
+                continue
+            # the values of these rows as a (rows, names) matrix, a dict per row
+            at = starts[where][:, None] + np.arange(len(names))
+            out[where] = list(map(_dict_maker(names), *self.flat[at].T.tolist()))
+        return pd.Series(out, dtype=object)
+
+    def json_arrow(self, rows: np.ndarray) -> Any:
+        """The mappings as the JSON text ``json.dumps`` writes (``{"a": 1, "b":
+        2}``), made by pyarrow for each set of names (its text with holes for the
+        numbers); ``None`` when a name needs escaping in JSON or there are more
+        than :data:`_MAX_GROUPS` sets of names."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        codes = self.names.codes[rows]
+        used = np.flatnonzero(np.bincount(codes, minlength=len(self.names.uniques)))
+        if len(used) > _MAX_GROUPS:
+            return None
+        starts = self.starts.data[rows].astype(np.int64)
+        named = [c for c in used.tolist() if self.names.uniques[c] is not None]
+        if len(named) == 1 and self.names.uniques[named[0]]:
+            # one set of names (a run reading the same branches): every row's text
+            # made at once, the rows without a mapping then marked null
+            names = self.names.uniques[named[0]]
+            pieces = _json_pieces(names)
+            if pieces is None:
+                return None
+            missing = codes == 0
+            starts[missing] = 0
+            texts = [
+                pa.array(self.flat[starts + i]).cast(pa.string())
+                for i in range(len(names))
+            ]
+            joined = [x for pair in zip(pieces, texts, strict=False) for x in pair]
+            text = pc.binary_join_element_wise(*joined, pieces[-1], "")
+            if not missing.any():
+                return text
+            validity = pa.py_buffer(np.packbits(~missing, bitorder="little"))
+            return pa.StringArray.from_buffers(
+                len(text), text.buffers()[1], text.buffers()[2], validity
+            )
+        parts: list[Any] = []
+        where: list[np.ndarray] = []
+        for code in used.tolist():
+            names = self.names.uniques[code]
+            at = np.flatnonzero(codes == code)
+            if names is None:
+                parts.append(pa.nulls(len(at), pa.string()))
+            else:
+                pieces = _json_pieces(names)
+                if pieces is None:
+                    return None
+                if not names:
+                    parts.append(pa.array(["{}"] * len(at), type=pa.string()))
+                else:
+                    matrix = self.flat[starts[at][:, None] + np.arange(len(names))]
+                    texts = [
+                        pa.array(matrix[:, i]).cast(pa.string())
+                        for i in range(len(names))
+                    ]
+                    joined = [
+                        x for pair in zip(pieces, texts, strict=False) for x in pair
+                    ]
+                    parts.append(pc.binary_join_element_wise(*joined, pieces[-1], ""))
+            where.append(at)
+        if not parts:
+            return pa.array([], type=pa.string())
+        # back in row order
+        order = np.empty(len(rows), dtype=np.int64)
+        order[np.concatenate(where)] = np.arange(len(rows))
+        return pa.concat_arrays(parts).take(pa.array(order))
+
     def copy_rows(self, rows: np.ndarray) -> _Column:
         new = _MapColumn(0, True)
         new.names = self.names.copy_rows(rows)  # type: ignore[assignment]
         new.starts = self.starts.copy_rows(rows)  # type: ignore[assignment]
         new.flat, new.size = self.flat[: self.size].copy(), self.size
         return self._copy_common(new, rows)
+
+
+#: Distinct sets of names (of ``column_bytes``) beyond which their JSON is written
+#: and read value by value.
+_MAX_GROUPS = 256
+
+
+def _json_pieces(names: tuple[str, ...]) -> list[str] | None:
+    """The text of ``json.dumps`` of a mapping of ``names`` around its values:
+    ``['{"a": ', ', "b": ', '}']``; ``None`` when a name is escaped in JSON."""
+    import json
+
+    quoted = [json.dumps(name) for name in names]
+    if any(q != f'"{name}"' for q, name in zip(quoted, names, strict=True)):
+        return None
+    if not names:
+        return ["{}"]
+    return [
+        *(("{" if i == 0 else ", ") + q + ": " for i, q in enumerate(quoted)),
+        "}",
+    ]
+
+
+@functools.lru_cache(maxsize=64)
+def _dict_maker(names: tuple[str, ...]) -> Callable[..., dict[str, Any]]:
+    """A function of ``len(names)`` values making the dict ``{name: value}``: a
+    dict display of constant keys (``{'a': v0, 'b': v1}``), built twice as fast
+    as ``dict(zip(names, values))``. The keys are ``repr`` of ``str``: literals."""
+    if not all(type(name) is str for name in names):
+        raise TypeError("names must be str")
+    args = ", ".join(f"v{i}" for i in range(len(names)))
+    body = ", ".join(f"{name!r}: v{i}" for i, name in enumerate(names))
+    maker: Callable[..., dict[str, Any]] = eval(f"lambda {args}: {{{body}}}")
+    return maker
+
+
+@functools.cache
+def _text_dtype() -> Any:
+    """The dtype pandas gives a column of text (its Arrow-backed ``str``), or
+    ``None`` when it is not Arrow-backed (then text columns are built from values)."""
+    import pandas as pd
+
+    kind = pd.Series(["a", None]).dtype
+    return kind if getattr(kind, "storage", None) == "pyarrow" else None
 
 
 def _column_for(name: str, capacity: int, present: bool) -> _Column:
@@ -651,12 +798,45 @@ class ChunkRecords(Sequence[dict[str, Any]]):
     def distinct(self, name: str) -> list[Any]:
         """The distinct values of a dictionary-encoded field (and any others)."""
         column = self._columns.get(name)
-        if not isinstance(column, _CodedColumn):
+        if not isinstance(column, _CodedColumn) or column.present is not None:
             return self.column(name)
         used = np.flatnonzero(
             np.bincount(column.codes[: self._n], minlength=len(column.uniques))
         )
         return [column._unique(int(i)) for i in used] + list(column.odd.values())
+
+    def last_by(self, by: str, name: str) -> list[tuple[Any, Any]]:
+        """``(value of by, value of name)`` pairs whose ``dict`` is that of every
+        row's pair: for each distinct value of field ``by``, the value of ``name``
+        in the last row holding it, in the order the values of ``by`` first appear
+        (without a pair per row when ``by`` is dictionary-encoded).
+
+        Examples
+        --------
+        >>> from coffea_sizing.columnar import ChunkRecords
+        >>> recs = ChunkRecords.from_records([{"w": "a", "m": 1}, {"w": "b", "m": 2},
+        ...                                   {"w": "a", "m": 3}])
+        >>> recs.last_by("w", "m")
+        [('a', 3), ('b', 2)]
+        """
+        column = self._columns.get(by)
+        if (
+            isinstance(column, _CodedColumn)
+            and not column.odd
+            and column.present is None
+            and not any(isinstance(v, tuple) for v in column.uniques)
+        ):
+            codes = column.codes[: self._n]
+            # the rows where each value first and last appears
+            _, first = np.unique(codes, return_index=True)
+            _, last = np.unique(codes[::-1], return_index=True)
+            last = self._n - 1 - last
+            order = np.argsort(first, kind="stable")
+            return [
+                (self.value(int(f), by), self.value(int(r), name))
+                for f, r in zip(first[order], last[order], strict=True)
+            ]
+        return list(zip(self.column(by), self.column(name), strict=True))
 
     def discard(self, row: int, name: str) -> None:
         """Make field ``name`` absent from row ``row``."""
@@ -781,7 +961,12 @@ class ChunkRecords(Sequence[dict[str, Any]]):
     # ------------------------------------------------------------ tables
     def to_frame(self, fields: Sequence[str] = ()) -> pd.DataFrame:
         """A table: ``fields`` first (``None`` columns if no row has them), then
-        the other fields; column types as pandas infers them from the records."""
+        the other fields; column types as pandas infers them from the records.
+
+        A list cell (``columns``, ``columns_read``) is one list object for all the
+        rows holding that list, as cells of a copied table are shared in pandas
+        (copy one before changing it in place); a ``column_bytes`` dict is one per
+        row."""
         import pandas as pd
 
         rows = np.arange(self._n)
@@ -795,7 +980,9 @@ class ChunkRecords(Sequence[dict[str, Any]]):
                 data[name] = column.series(rows)
         if not names:
             return pd.DataFrame(index=pd.RangeIndex(self._n))
-        return pd.DataFrame(data, columns=names)
+        # the columns as built (copy=False): not stacked into 2-D blocks, a copy of
+        # every value (and a reference per object) less
+        return pd.DataFrame(data, columns=names, copy=False)
 
     def to_arrow(self) -> tuple[list[str], list[pa.Array], list[str], pa.Array | None]:
         """The columns as pyarrow arrays for :func:`~coffea_sizing.save_records`:
@@ -811,6 +998,10 @@ class ChunkRecords(Sequence[dict[str, Any]]):
         json_fields: list[str] = []
         for name, column in self._columns.items():
             array = _arrow(column, rows)
+            if array is None and isinstance(column, _MapColumn) and not column.odd:
+                array = column.json_arrow(rows)
+                if array is not None:
+                    json_fields.append(name)
             if array is None:
                 values = column.values(rows)
                 ok = False
@@ -831,13 +1022,23 @@ class ChunkRecords(Sequence[dict[str, Any]]):
         absent = None
         if not names and self._n:  # rows without fields: kept as rows all the same
             absent = pa.array([[]] * self._n, type=pa.list_(pa.string()))
-        if any(column.present is not None for column in self._columns.values()):
-            lacking: list[list[str]] = [[] for _ in range(self._n)]
-            for name, column in self._columns.items():
-                if column.present is not None:
-                    for i in np.flatnonzero(~column.present[: self._n]).tolist():
-                        lacking[i].append(name)
-            absent = pa.array(lacking, type=pa.list_(pa.string()))
+        partial = [
+            (i, column.present[: self._n])
+            for i, column in enumerate(self._columns.values())
+            if column.present is not None
+        ]
+        if partial:
+            # per row, the fields it lacks (in field order): a list array of the
+            # (row, field) pairs, in row order
+            lacks = np.stack([~present for _, present in partial], axis=1)
+            row, field = np.nonzero(lacks)
+            offsets = np.zeros(self._n + 1, dtype=np.int32)
+            np.cumsum(np.bincount(row, minlength=self._n), out=offsets[1:])
+            which = np.asarray([i for i, _ in partial], dtype=np.int64)[field]
+            absent = pa.ListArray.from_arrays(
+                pa.array(offsets),
+                pa.array(names, type=pa.string()).take(pa.array(which)),
+            )
         return names, arrays, json_fields, absent
 
     @classmethod
@@ -856,7 +1057,11 @@ class ChunkRecords(Sequence[dict[str, Any]]):
         as_json = set(json_fields)
         for name in fields:
             array = table.column(name).combine_chunks()
-            column = None if name in as_json else _from_arrow(name, array, n)
+            column: _Column | None
+            if name in as_json:
+                column = _maps_from_arrow(array) if name == "column_bytes" else None
+            else:
+                column = _from_arrow(name, array, n)
             if column is None:
                 column = _column_for(name, n, True)
                 values = array.to_pylist()
@@ -866,11 +1071,29 @@ class ChunkRecords(Sequence[dict[str, Any]]):
                     column.set(i, value)
             out._columns[name] = column
         if absent is not None and absent in table.column_names:
-            lacking = table.column(absent).to_pylist()
-            for i, names in enumerate(lacking):
-                for name in names or ():
-                    out.discard(i, name)
+            out._discard_listed(table.column(absent).combine_chunks())
         return out.finish()
+
+    def _discard_listed(self, lacking: Any) -> None:
+        """Make absent the fields each row lists in ``lacking`` (a pyarrow array of
+        lists of field names, one per row)."""
+        import pyarrow.compute as pc
+
+        lengths = pc.list_value_length(lacking).fill_null(0).to_numpy()
+        rows = np.repeat(np.arange(len(lacking), dtype=np.int64), lengths)
+        encoded = pc.dictionary_encode(pc.list_flatten(lacking))
+        indices = encoded.indices.to_numpy(zero_copy_only=False)
+        for i, name in enumerate(encoded.dictionary.to_pylist()):
+            column = self._columns.get(name)
+            if column is None:
+                continue
+            where = rows[indices == i]
+            if column.present is None:
+                column.present = np.ones(self._capacity, dtype=bool)
+            column.present[where] = False
+            if column.odd:
+                for row in where.tolist():
+                    column.odd.pop(row, None)
 
 
 def _arrow(column: _Column, rows: np.ndarray) -> Any:
@@ -893,6 +1116,8 @@ def _arrow(column: _Column, rows: np.ndarray) -> Any:
         return pa.array(data, mask=missing if missing.any() else None)
     if isinstance(column, _KeyColumn):
         return column.arrow(rows)
+    if isinstance(column, _MapColumn):
+        return None
     if isinstance(column, _CodedColumn):
         codes = column.codes[rows]
         used = np.flatnonzero(np.bincount(codes, minlength=len(column.uniques)))
@@ -900,9 +1125,11 @@ def _arrow(column: _Column, rows: np.ndarray) -> Any:
         kinds = {type(v) for v in uniques if v is not None}
         if not kinds:
             return pa.nulls(len(rows))
-        if len(kinds) > 1 or kinds <= {int}:
+        if len(kinds) > 1:
             return None  # pyarrow types them from the values
         kind = kinds.pop()
+        if kind is int and not all(v is None or -(2**63) <= v < 2**63 for v in uniques):
+            return None
         remap = np.zeros(len(column.uniques), dtype=np.int32)
         remap[used] = np.arange(len(used), dtype=np.int32)
         local = remap[codes]
@@ -912,8 +1139,8 @@ def _arrow(column: _Column, rows: np.ndarray) -> Any:
             return pa.DictionaryArray.from_arrays(
                 pa.array(local, mask=is_null if is_null.any() else None), dictionary
             ).cast(pa.string())
-        if kind in (bool, float, list):
-            typed = pa.array(uniques)
+        if kind in (bool, int, float, list):
+            typed = pa.array(uniques, type=pa.int64() if kind is int else None)
             return typed.take(pa.array(local))
         return None
     return None
@@ -923,26 +1150,15 @@ def _from_arrow(name: str, array: Any, n: int) -> _Column | None:
     """A column read from a pyarrow array without Python objects per row, or
     ``None`` (then value by value)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     kind = array.type
     if pa.types.is_null(kind):
         column = _column_for(name, n, True)
         return column if not isinstance(column, _MapColumn) else None
     if name in _INTS and pa.types.is_integer(kind):
-        ints = _IntColumn(0, True)
         data = array.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
         valid = array.is_valid().to_numpy(zero_copy_only=False)
-        lo, hi = (int(data.min()), int(data.max())) if n else (0, 0)
-        for dtype in _INT_TYPES:
-            info = np.iinfo(dtype)
-            if info.min < lo and hi <= info.max:
-                break
-        if not np.iinfo(dtype).min < lo:
-            return None
-        ints.data = data.astype(dtype)
-        ints.data[~valid] = np.iinfo(dtype).min
-        return ints
+        return _ints(data, valid)
     if name in _FLOATS and pa.types.is_floating(kind):
         floats = _FloatColumn(0, True)
         data = array.to_numpy(zero_copy_only=False).astype(np.float64)
@@ -951,33 +1167,197 @@ def _from_arrow(name: str, array: Any, n: int) -> _Column | None:
             return None
         floats.data = data
         return floats
+    if name == "key" and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return _keys_from_arrow(array)
     if name == "key" or name in _INTS or name in _FLOATS or name == "column_bytes":
         return None
     if (
         pa.types.is_string(kind)
         or pa.types.is_large_string(kind)
         or pa.types.is_boolean(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
         or pa.types.is_list(kind)
         or pa.types.is_dictionary(kind)
     ):
-        if pa.types.is_dictionary(kind):
+        if pa.types.is_dictionary(kind) and not (
+            pa.types.is_string(kind.value_type) or pa.types.is_boolean(kind.value_type)
+        ):
             array = array.cast(kind.value_type)
         if pa.types.is_list(kind):
             return _lists_from_arrow(array)
-        encoded = pc.dictionary_encode(array)
-        dictionary = encoded.dictionary.to_pylist()
-        coded = _CodedColumn(0, True)
-        codes = [coded.code(v) for v in dictionary]
-        if any(c is None for c in codes):
-            return None
-        lookup = np.asarray([0, *codes], dtype=np.int64)
-        indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-        coded.codes = lookup[indices.astype(np.int64) + 1].astype(coded.codes.dtype)
-        return coded
+        return _coded_from_arrow(array)
     return None
 
 
-def _lists_from_arrow(array: Any) -> _Column | None:
+def _coded_from_arrow(array: Any) -> _CodedColumn | None:
+    """A dictionary-encoded column of a pyarrow array of plain values (strings,
+    flags), or ``None`` when a value cannot be encoded."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = (
+        array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(array)
+    )
+    dictionary = encoded.dictionary.to_pylist()
+    coded = _CodedColumn(0, True)
+    codes = [coded.code(v) for v in dictionary]
+    if any(c is None for c in codes):
+        return None
+    lookup = np.asarray([0, *codes], dtype=np.int64)
+    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    coded.codes = lookup[indices.astype(np.int64) + 1].astype(coded.codes.dtype)
+    return coded
+
+
+def _ints(data: np.ndarray, valid: np.ndarray) -> _IntColumn | None:
+    """An integer column of int64 ``data`` (``valid``: not ``None``) in the
+    narrowest type, or ``None`` when a value is int64's smallest (its ``None``)."""
+    ints = _IntColumn(0, True)
+    lo, hi = (int(data[valid].min()), int(data[valid].max())) if valid.any() else (0, 0)
+    for dtype in _INT_TYPES:
+        info = np.iinfo(dtype)
+        if info.min < lo and hi <= info.max:
+            break
+    if not np.iinfo(dtype).min < lo:
+        return None
+    ints.data = data.astype(dtype)
+    ints.data[~valid] = np.iinfo(dtype).min
+    return ints
+
+
+def _keys_from_arrow(array: Any) -> _KeyColumn | None:
+    """Task keys from a pyarrow string array: prefix and number split by pyarrow
+    (as :meth:`_KeyColumn._set` splits them; a number of 19 digits or more stays
+    in the prefix, which reads back the same key)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    first = array[0].as_py() if len(array) else None
+    if array.null_count == 0 and first is not None:
+        prefix, sep, _ = first.rpartition("-")
+        if sep:  # a run's keys: one prefix and a number
+            same = pc.all(pc.starts_with(array, prefix + "-")).as_py()
+            # (a slice in code points)
+            tails = pc.utf8_slice_codeunits(array, len(prefix) + 1) if same else None
+            if (
+                tails is not None
+                and pc.all(
+                    pc.match_substring_regex(tails, "^(?:0|[1-9][0-9]{0,17})$")
+                ).as_py()
+            ):
+                keys = _KeyColumn(0, True)
+                code = keys.prefixes.code(prefix)
+                keys.prefixes.codes = np.full(len(array), code, dtype=np.uint8)
+                numbers = tails.cast(pa.int64()).to_numpy()
+                ints = _ints(numbers, np.ones(len(array), dtype=bool))
+                if ints is not None:
+                    keys.numbers = ints
+                    return keys
+    parts = pc.extract_regex(
+        array, r"(?s)^(?P<head>.*)-(?P<number>0|[1-9][0-9]{0,17})$"
+    )
+    matched = parts.is_valid()
+    heads = pc.if_else(matched, parts.field("head"), array)
+    numbers = pc.if_else(matched, parts.field("number"), pa.scalar(None, pa.string()))
+    prefixes = _coded_from_arrow(heads)
+    if prefixes is None:
+        return None
+    as_ints = numbers.cast(pa.int64())
+    data = as_ints.fill_null(0).to_numpy(zero_copy_only=False)
+    ints = _ints(data, as_ints.is_valid().to_numpy(zero_copy_only=False))
+    if ints is None:
+        return None
+    keys = _KeyColumn(0, True)
+    keys.prefixes, keys.numbers = prefixes, ints
+    return keys
+
+
+def _maps_from_arrow(array: Any) -> _MapColumn | None:
+    """``{name: int}`` mappings from the JSON text ``json.dumps`` wrote, read by
+    pyarrow a set of names at a time: the names from the first row not read yet
+    (``json.loads``), then every row of exactly that text with holes for the
+    numbers (a regular expression); ``None`` (then read value by value) when a row
+    is no such text or there are more than :data:`_MAX_GROUPS` sets of names."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return None
+    n = len(array)
+    todo = array.is_valid().to_numpy(zero_copy_only=False).copy()
+    names_codes = np.zeros(n, dtype=np.int64)
+    starts = np.zeros(n, dtype=np.int64)
+    coded = _CodedColumn(0, True)
+    blocks: list[np.ndarray] = []
+    size = 0
+    for _ in range(_MAX_GROUPS):
+        left = np.flatnonzero(todo)
+        if not len(left):
+            break
+        try:
+            first = json.loads(array[int(left[0])].as_py())
+        except ValueError:
+            return None
+        if type(first) is not dict or not all(
+            type(k) is str and type(v) is int for k, v in first.items()
+        ):
+            return None
+        names = tuple(first)
+        pieces = _json_pieces(names)
+        code = coded.code(list(names))
+        if pieces is None or code is None:
+            return None
+        rest = array.take(pa.array(left))
+        # the pieces quoted (\Q...\E: no backslash in them), a number in each hole
+        pattern = "".join(
+            (rf"(?P<v{i - 1}>-?(?:0|[1-9][0-9]*))" if i else "^") + rf"\Q{piece}\E"
+            for i, piece in enumerate(pieces)
+        )
+        pattern += "$"
+        if names:
+            found = pc.extract_regex(rest, pattern)
+            hit = found.is_valid().to_numpy(zero_copy_only=False)
+            try:
+                matrix = np.stack(
+                    [
+                        found.field(i).filter(pa.array(hit)).cast(pa.int64()).to_numpy()
+                        for i in range(len(names))
+                    ],
+                    axis=1,
+                )
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return None  # beyond int64
+        else:
+            hit = pc.equal(rest, "{}").to_numpy(zero_copy_only=False)
+            matrix = np.zeros((int(hit.sum()), 0), dtype=np.int64)
+        if not hit[0]:
+            return None  # not the text json.dumps writes
+        rows = left[hit]
+        names_codes[rows] = code
+        starts[rows] = size + np.arange(len(rows), dtype=np.int64) * len(names)
+        blocks.append(matrix.ravel())
+        size += matrix.size
+        todo[rows] = False
+    else:
+        if todo.any():
+            return None
+    valid = array.is_valid().to_numpy(zero_copy_only=False)
+    out = _MapColumn(0, True)
+    coded.codes = names_codes.astype(coded.codes.dtype)
+    out.names = coded
+    ints = _ints(starts, valid)
+    if ints is None:
+        return None
+    out.starts = ints
+    out.flat = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
+    out.size = len(out.flat)
+    return out
+
+
+def _lists_from_arrow(array: Any) -> _CodedColumn | None:
     """A column of lists of strings, dictionary-encoded by pyarrow: each list
     joined (with its length) into one string, the rows of one string sharing the
     list of its first row. ``None`` when an element holds the separator."""

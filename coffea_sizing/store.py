@@ -60,16 +60,14 @@ def _versions() -> dict[str, str]:
 def _default_context(chunks: ChunkRecords) -> dict[str, Any]:
     limits = {
         str(worker): limit
-        for worker, limit in zip(
-            chunks.column("worker"), chunks.column("worker_memory_limit"), strict=True
-        )
+        for worker, limit in chunks.last_by("worker", "worker_memory_limit")
         if worker
     }
     workers = sorted(limits)
-    entries = [e for e in chunks.column("entries") if type(e) is int]
+    entries = [e for e in chunks.distinct("entries") if type(e) is int]
     return {
         "versions": _versions(),
-        "datasets": sorted({str(d) for d in chunks.column("dataset")}),
+        "datasets": sorted({str(d) for d in chunks.distinct("dataset")}),
         "workers": len(workers),
         "worker_memory_limits": limits,
         "max_entries_per_chunk": max(entries) if entries else None,
@@ -204,7 +202,16 @@ def load_records(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not file.is_file():
         raise FileNotFoundError(f"no such records file: {file}")
     try:
-        table = pq.read_table(file)
+        schema = pq.read_schema(file)
+        # text of a few distinct values (files, datasets, workers) read as pyarrow
+        # dictionaries: no string per row; keys and JSON text as they are
+        coded = [
+            field.name
+            for field in schema
+            if pa.types.is_string(field.type)
+            and field.name not in (_ABSENT, "key", "column_bytes")
+        ]
+        table = pq.read_table(file, read_dictionary=coded).unify_dictionaries()
     except (pa.ArrowInvalid, OSError) as err:
         raise RecordsFileError(
             f"{file}: not a Parquet file of records ({err}); save records with "
