@@ -21,14 +21,9 @@ errors: it is not a test. Inputs are generated into a temporary directory.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import itertools
-import json
 import logging
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +40,8 @@ from coffea_sizing.datasets import make_nanoaod
 from coffea_sizing.sweep import BranchSweepProcessor, SweepSchema
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+from _results import write_results
 
 
 class JetHistograms(processor.ProcessorABC):
@@ -181,26 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{summary['median_rel_error_walltime']:.0%} ({summary['seconds']:.0f} s)"
     )
     if args.out:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-        meta = {
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "commit": commit,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "python": platform.python_version(),
-        }
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(
-            json.dumps({"meta": meta, "summary": summary, "pairs": rows}, indent=1)
-        )
-        out.with_suffix(".txt").write_text("\n".join(lines) + "\n")
-        print(f"wrote {out} and {out.with_suffix('.txt')}")
+        write_results(args.out, lines, summary=summary, pairs=rows)
     return 0
 
 

@@ -35,15 +35,11 @@ Needs Debian's ``xrootd-server`` for the root:// sources (skipped without it).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import logging
 import math
 import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +52,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
 import cloudpickle
+from _results import write_results
 from bench_plan import BRANCHES, Dijets, Growing
 from coffea import processor
 
@@ -344,35 +341,9 @@ def main(argv: list[str] | None = None) -> int:
             f"one-number {statistics.median(abs(r['one_number_err']) for r in mine):.0%}"
         )
     if args.out:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=HERE,
-        ).stdout.strip()
-        meta = {
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "commit": commit,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "python": platform.python_version(),
-        }
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(
-            json.dumps(
-                {
-                    "meta": meta,
-                    "summary": summary,
-                    "pairs": rows,
-                    "noise": noise,
-                    "cpu": cpu,
-                },
-                indent=1,
-            )
+        write_results(
+            args.out, lines, summary=summary, pairs=rows, noise=noise, cpu=cpu
         )
-        out.with_suffix(".txt").write_text("\n".join(lines) + "\n")
-        print(f"wrote {out} and {out.with_suffix('.txt')}")
     return 0
 
 

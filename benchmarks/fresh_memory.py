@@ -34,16 +34,16 @@ from bare metal); the header says what the machine is.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from _results import write_results
 
 #: what one chunk does, run in a child process (numpy imported after the env is set)
 CHILD = r"""
@@ -206,19 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     if args.out:
-        meta = {
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "python": platform.python_version(),
-            **machine,
-        }
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(
-            json.dumps({"meta": meta, "summary": summary, "chunks": rows}, indent=1)
-        )
-        out.with_suffix(".txt").write_text("\n".join(lines) + "\n")
-        print(f"wrote {out} and {out.with_suffix('.txt')}")
+        write_results(args.out, lines, meta=machine, summary=summary, chunks=rows)
     return 0
 
 
