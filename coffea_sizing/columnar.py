@@ -561,7 +561,6 @@ class _MapColumn(_Column):
         numbers); ``None`` when a name needs escaping in JSON or there are more
         than :data:`_MAX_GROUPS` sets of names."""
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         codes = self.names.codes[rows]
         used = np.flatnonzero(np.bincount(codes, minlength=len(self.names.uniques)))
@@ -578,12 +577,9 @@ class _MapColumn(_Column):
                 return None
             missing = codes == 0
             starts[missing] = 0
-            texts = [
-                pa.array(self.flat[starts + i]).cast(pa.string())
-                for i in range(len(names))
-            ]
-            joined = [x for pair in zip(pieces, texts, strict=False) for x in pair]
-            text = pc.binary_join_element_wise(*joined, pieces[-1], "")
+            text = _json_join(
+                pieces, [self.flat[starts + i] for i in range(len(names))]
+            )
             if not missing.any():
                 return text
             validity = pa.py_buffer(np.packbits(~missing, bitorder="little"))
@@ -605,14 +601,7 @@ class _MapColumn(_Column):
                     parts.append(pa.array(["{}"] * len(at), type=pa.string()))
                 else:
                     matrix = self.flat[starts[at][:, None] + np.arange(len(names))]
-                    texts = [
-                        pa.array(matrix[:, i]).cast(pa.string())
-                        for i in range(len(names))
-                    ]
-                    joined = [
-                        x for pair in zip(pieces, texts, strict=False) for x in pair
-                    ]
-                    parts.append(pc.binary_join_element_wise(*joined, pieces[-1], ""))
+                    parts.append(_json_join(pieces, list(matrix.T)))
             where.append(at)
         if not parts:
             return pa.array([], type=pa.string())
@@ -648,6 +637,17 @@ def _json_pieces(names: tuple[str, ...]) -> list[str] | None:
         *(("{" if i == 0 else ", ") + q + ": " for i, q in enumerate(quoted)),
         "}",
     ]
+
+
+def _json_join(pieces: list[str], values: list[np.ndarray]) -> Any:
+    """pyarrow's text of the rows' mappings: ``pieces`` (:func:`_json_pieces`)
+    around the integers of ``values`` (one array per name)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = [pa.array(v).cast(pa.string()) for v in values]
+    joined = [x for pair in zip(pieces, texts, strict=False) for x in pair]
+    return pc.binary_join_element_wise(*joined, pieces[-1], "")
 
 
 @functools.lru_cache(maxsize=64)
