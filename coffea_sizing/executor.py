@@ -720,12 +720,17 @@ def _wait_for_records(
 _SETTLE = 0.25
 
 
+#: Longest the client waits, after the run ended, for items the plugin says it sent.
+_SENT_TIMEOUT = 2.0
+
+
 def _wait_for_sent(client: Client, collector: _Collector | None, sent: Any) -> None:
-    """Wait (at most 2 s, while connected) until the client has the ``sent`` items
-    the plugin says it sent for the run; normally they are all there already."""
+    """Wait (at most ``_SENT_TIMEOUT`` s, while connected) until the client has the
+    ``sent`` items the plugin says it sent for the run; normally they are all there
+    already."""
     if collector is None or type(sent) is not int:
         return
-    deadline = time.monotonic() + 8 * _SETTLE
+    deadline = time.monotonic() + _SENT_TIMEOUT
     while (
         collector.received < sent and time.monotonic() < deadline and _connected(client)
     ):
@@ -1005,10 +1010,11 @@ class SizingDaskExecutor(DaskExecutor):
             if not _connected(client):
                 raise ConnectionError("the client lost its Dask scheduler")
             secret = collector.secret if collector is not None else ""
-            info = (
-                _on_loop(client, "coffea_sizing_end", 60, run_id=run_id, secret=secret)
-                or {}
+            answer = _on_loop(
+                client, "coffea_sizing_end", 60, run_id=run_id, secret=secret
             )
+            # a plugin of another version may answer otherwise: never fail on it
+            info = answer if isinstance(answer, dict) else {}
         except (Exception, asyncio.CancelledError) as err:  # noqa: BLE001 - the run stands
             # (not KeyboardInterrupt/SystemExit: a Ctrl-C while a run closes stops it)
             logger.warning("could not close coffea-sizing run %s: %r", run_id, err)
